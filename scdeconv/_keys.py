@@ -1,0 +1,22 @@
+"""Default result keys, one place for every module that reads or writes them."""
+
+from __future__ import annotations
+
+LATENT_KEY = "X_scdeconv"  # adata.obsm: the representation layer, cells x nodes
+MODEL_KEY = "scdeconv"  # adata.uns: params, var_names, weights, history
+IMPACT_KEY = "scdeconv_impact"  # adata.uns: nodes x gene-set impact tables
+GROUP_DIFF_KEY = "scdeconv_group_diff"  # adata.uns: two-group comparison
+NODE_GENES_KEY = "scdeconv_node_genes"  # adata.uns: saliency-ranked genes per node
+
+
+def node_names(n_nodes: int) -> list[str]:
+    """Labels of the representation nodes, the same everywhere: ``node_0 ... node_{n-1}``."""
+    return [f"node_{i}" for i in range(n_nodes)]
+
+
+def model_key_for(latent_key: str) -> str:
+    """The ``uns`` key of a model whose representation is in ``obsm[latent_key]``.
+
+    ``"X_scdeconv"`` -> ``"scdeconv"``: the scanpy habit of an ``X_`` prefix for embeddings.
+    """
+    return latent_key[2:] if latent_key.startswith("X_") and len(latent_key) > 2 else f"{latent_key}_model"

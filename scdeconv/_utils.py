@@ -1,0 +1,112 @@
+"""Input checks and matrix access shared by the AnnData-facing functions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+from scipy import sparse
+
+
+def get_matrix(adata: AnnData, layer: str | None):
+    """``adata.X`` or ``adata.layers[layer]``, with a clear error when the layer is missing."""
+    if layer is None:
+        if adata.X is None:
+            raise ValueError("adata.X is empty. Pass `layer=` naming the layer that holds raw counts.")
+        return adata.X
+    if layer not in adata.layers:
+        raise KeyError(f"Layer {layer!r} not found; adata.layers has {list(adata.layers)}. Pass one of them.")
+    return adata.layers[layer]
+
+
+def _stored_values(matrix) -> np.ndarray:
+    if sparse.issparse(matrix):
+        return matrix.data
+    return np.asarray(matrix)
+
+
+def check_counts(matrix, *, layer: str | None) -> None:
+    """Raise if ``matrix`` is not finite, non-negative and integer-valued (raw UMI counts)."""
+    where = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
+    values = _stored_values(matrix)
+    if values.dtype.kind not in "biuf":
+        raise TypeError(f"{where} has dtype {values.dtype}; raw counts must be numeric.")
+    if values.dtype.kind == "f" and not np.isfinite(values).all():
+        raise ValueError(
+            f"{where} contains NaN or infinite values. Raw counts must be finite: fix or drop those cells/genes."
+        )
+    if values.size and values.min() < 0:
+        raise ValueError(
+            f"{where} contains negative values, so it is not raw counts (scaled or centred data?). "
+            "Pass `layer=` naming the layer with raw UMI counts, e.g. layer='counts'."
+        )
+    if values.dtype.kind == "f" and values.size and not np.all(values == np.round(values)):
+        raise ValueError(
+            f"{where} contains non-integer values, so it is not raw counts (log-normalised?). "
+            "Pass `layer=` naming the layer with raw UMI counts (e.g. save `adata.layers['counts'] = "
+            "adata.X.copy()` before `sc.pp.normalize_total`)."
+        )
+
+
+def check_no_empty(matrix, *, layer: str | None, cells: pd.Index, genes: pd.Index) -> None:
+    """Raise if some cell or gene has no counts at all."""
+    where = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
+    cell_totals = np.asarray(matrix.sum(axis=1)).ravel()
+    if (cell_totals == 0).any():
+        bad = cells[cell_totals == 0]
+        raise ValueError(
+            f"{len(bad)} cells have no counts in {where} over the selected genes (e.g. {list(bad[:3])}). "
+            "Remove them first, e.g. `sc.pp.filter_cells(adata, min_counts=1)` after gene selection."
+        )
+    gene_totals = np.asarray(matrix.sum(axis=0)).ravel()
+    if (gene_totals == 0).any():
+        bad = genes[gene_totals == 0]
+        raise ValueError(
+            f"{len(bad)} genes have no counts in {where} (e.g. {list(bad[:3])}). "
+            "Remove them first with `sd.pp.select_genes` or `sc.pp.filter_genes(adata, min_counts=1)`."
+        )
+
+
+def check_var_names(var_names: pd.Index) -> None:
+    """Raise if gene symbols are missing or duplicated."""
+    names = pd.Index(var_names).astype(str)
+    empty = (names.str.strip() == "") | names.isin(["nan", "None"])
+    if empty.any():
+        raise ValueError(
+            f"{int(empty.sum())} genes have no symbol in var_names. Set gene symbols as var_names "
+            "(e.g. `adata.var_names = adata.var['gene_symbols']`) and drop genes without one."
+        )
+    if names.has_duplicates:
+        dup = names[names.duplicated()].unique()[:5].tolist()
+        raise ValueError(f"var_names has duplicated gene symbols (e.g. {dup}). Run `adata.var_names_make_unique()`.")
+
+
+def columns_of(var_names: pd.Index, genes: Sequence[str], *, what: str) -> np.ndarray:
+    """Positions of ``genes`` in ``var_names``; a clear error when some are missing."""
+    positions = pd.Index(var_names).get_indexer(pd.Index(genes))
+    missing = np.asarray(genes)[positions < 0]
+    if len(missing):
+        raise ValueError(
+            f"{len(missing)} of the {len(genes)} genes of {what} are not in adata.var_names "
+            f"(e.g. {list(missing[:3])}). The AnnData was subset or re-indexed after training: use the "
+            "object the model was trained on, or train again."
+        )
+    return positions
+
+
+def select_columns(matrix, columns: np.ndarray):
+    """``matrix[:, columns]``, skipping the copy when the columns are all of them in order."""
+    if len(columns) == matrix.shape[1] and np.array_equal(columns, np.arange(matrix.shape[1])):
+        return matrix
+    if sparse.issparse(matrix):
+        return sparse.csr_matrix(matrix)[:, columns]
+    return np.asarray(matrix)[:, columns]
+
+
+def as_row_matrix(matrix):
+    """Sparse matrices as CSR, so minibatches of rows are cheap to slice."""
+    if sparse.issparse(matrix) and not isinstance(matrix, sparse.csr_matrix | sparse.csr_array):
+        return sparse.csr_matrix(matrix)
+    return matrix

@@ -1,0 +1,7 @@
+"""Datasets: the paper's Paul15 data (bundled) and simulators with known truth."""
+
+from ._paul15 import paul15
+from ._simulate_hematopoiesis import simulate_hematopoiesis
+from ._simulate_xor import simulate_xor
+
+__all__ = ["paul15", "simulate_hematopoiesis", "simulate_xor"]

@@ -1,0 +1,7 @@
+"""Accessors: tidy DataFrames and objects from results stored in AnnData."""
+
+from ._group_diff_df import group_diff_df
+from ._impact_df import impact_df
+from ._model import model
+
+__all__ = ["group_diff_df", "impact_df", "model"]

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+import pandas as pd
+from anndata import AnnData
+
+from .._keys import IMPACT_KEY
+from ..scoring import minmax_per_set
+from ..tl._group_diff import stored_impact
+
+
+def impact_df(adata: AnnData, key: str = IMPACT_KEY, *, drop_dead: bool = True) -> pd.DataFrame:
+    """The impact table of :func:`scdeconv.tl.module_impact` as a tidy long DataFrame.
+
+    Returns
+    -------
+    One row per (node, gene set): ``node``, ``gene_set``, ``impact``, ``scaled`` (min-max per
+    set across nodes, as in the heatmap) and ``rank`` (1 = the set's strongest node), sorted by
+    ``scaled`` then ``impact``, largest first.
+    """
+    stored = stored_impact(adata, key)
+    impact = stored["impact"]
+    if drop_dead:
+        impact = impact.loc[~stored["node_stats"]["dead"].to_numpy()]
+    table = pd.DataFrame({"impact": impact.stack(), "scaled": minmax_per_set(impact).stack()})
+    table.index.names = ["node", "gene_set"]
+    table = table.reset_index()
+    table["rank"] = table.groupby("gene_set")["impact"].rank(ascending=False, method="min").astype(int)
+    return table.sort_values(["scaled", "impact"], ascending=False, ignore_index=True)

@@ -1,0 +1,8 @@
+"""Plots: ``sd.pl``. Each returns its matplotlib objects; ``show``/``save`` as in scanpy."""
+
+from ._embedding_comparison import embedding_comparison
+from ._group_diff import group_diff
+from ._impact_heatmap import impact_heatmap
+from ._training_history import training_history
+
+__all__ = ["embedding_comparison", "group_diff", "impact_heatmap", "training_history"]

@@ -1,0 +1,206 @@
+"""``sd.pl.impact_heatmap``: nodes x gene sets, the paper's panel (d)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+from matplotlib.axes import Axes
+from matplotlib.colors import Colormap
+from scipy.cluster.hierarchy import leaves_list, linkage
+
+from .._keys import IMPACT_KEY
+from ..scoring import minmax_per_set, visible_nodes
+from ._utils import get_result, savefig_or_show
+
+__all__ = ["impact_heatmap"]
+
+_PREFIX = "HALLMARK_"
+
+
+def _leaf_order(values: np.ndarray) -> np.ndarray:
+    """Order of the rows of ``values`` by average-linkage clustering (identity below 3 rows)."""
+    if values.shape[0] < 3:
+        return np.arange(values.shape[0])
+    z = linkage(np.nan_to_num(values, nan=0.0), method="average", metric="euclidean", optimal_ordering=True)
+    return leaves_list(z)
+
+
+def _select_sets(columns: pd.Index, gene_sets: Sequence[str] | str) -> list[str]:
+    """Resolve ``gene_sets`` to column names; ``"HEME_METABOLISM"`` finds ``"HALLMARK_HEME_METABOLISM"``."""
+    if isinstance(gene_sets, str):
+        gene_sets = [gene_sets]
+    chosen, unknown = [], []
+    for name in gene_sets:
+        if name in columns:
+            chosen.append(name)
+        elif _PREFIX + name in columns:
+            chosen.append(_PREFIX + name)
+        else:
+            unknown.append(name)
+    if unknown:
+        raise ValueError(f"Gene sets {unknown} are not in the impact table; available: {list(columns)}.")
+    return list(dict.fromkeys(chosen))
+
+
+def heatmap_table(
+    adata: AnnData,
+    *,
+    key: str = IMPACT_KEY,
+    threshold: float = 0.7,
+    drop_dead: bool = True,
+    cluster: bool = True,
+    gene_sets: Sequence[str] | str | None = None,
+    values: str = "impact",
+) -> pd.DataFrame:
+    """The table :func:`impact_heatmap` draws: scaled, filtered and ordered nodes x gene sets.
+
+    Dead nodes are dropped first (``drop_dead``), then each set is min-max scaled across the
+    remaining nodes (:func:`scdeconv.scoring.minmax_per_set`), nodes with no scaled score above
+    ``threshold`` are hidden (:func:`scdeconv.scoring.visible_nodes`), and rows and columns are
+    put in the leaf order of an average-linkage clustering (``cluster``). :func:`group_diff`
+    uses the same table, so both heatmaps share their layout.
+
+    Raises
+    ------
+    KeyError
+        If ``adata.uns[key]`` or its ``values`` table is missing.
+    ValueError
+        If no node is left to show.
+    """
+    result = get_result(adata, key, "sd.tl.module_impact(adata)")
+    if values not in result:
+        raise KeyError(f"Did not find {values!r} in adata.uns[{key!r}]; it holds {list(result)}.")
+    impact = pd.DataFrame(result[values]).astype(float)
+    if gene_sets is not None:
+        impact = impact[_select_sets(impact.columns, gene_sets)]
+    if drop_dead and "node_stats" in result:
+        dead = pd.Series(result["node_stats"]["dead"]).astype(bool).reindex(impact.index, fill_value=False)
+        impact = impact.loc[~dead.to_numpy()]
+    scaled = minmax_per_set(impact)
+    scaled = scaled.loc[visible_nodes(scaled, threshold)]
+    if scaled.empty:
+        raise ValueError(
+            f"No {'live ' if drop_dead else ''}node has a scaled score above threshold={threshold}; "
+            "lower `threshold` (or pass drop_dead=False)."
+        )
+    if cluster:
+        rows = _leaf_order(scaled.to_numpy())
+        cols = _leaf_order(scaled.to_numpy().T)
+        scaled = scaled.iloc[rows, cols]
+    return scaled
+
+
+def set_labels(names: Sequence[str], strip_prefix: bool) -> list[str]:
+    """Tick labels of gene sets, ``"HALLMARK_"`` removed when ``strip_prefix``."""
+    return [n.removeprefix(_PREFIX) if strip_prefix else n for n in names]
+
+
+def default_figsize(table: pd.DataFrame, strip_prefix: bool = True) -> tuple[float, float]:
+    """A figure size giving each cell about a quarter inch, plus room for the rotated set labels."""
+    n_rows, n_cols = table.shape
+    label = max((len(n) for n in set_labels(table.columns, strip_prefix)), default=0)
+    return (min(3.0 + 0.25 * n_cols, 24.0), min(1.5 + 0.25 * n_rows + 0.08 * label, 24.0))
+
+
+def draw_table(ax: Axes, table: pd.DataFrame, *, strip_prefix: bool, **imshow_kwargs) -> None:
+    """Draw ``table`` (nodes x sets) with ``imshow`` and label its rows and columns."""
+    ax.imshow(table.to_numpy(), aspect="auto", interpolation="nearest", **imshow_kwargs)
+    ax.set_xticks(np.arange(table.shape[1]))
+    ax.set_xticklabels(set_labels(table.columns, strip_prefix), rotation=90, fontsize="small")
+    ax.set_yticks(np.arange(table.shape[0]))
+    ax.set_yticklabels(table.index, fontsize="small")
+    ax.set_xlabel("gene set")
+    ax.set_ylabel("node")
+
+
+def impact_heatmap(
+    adata: AnnData,
+    *,
+    key: str = IMPACT_KEY,
+    threshold: float = 0.7,
+    drop_dead: bool = True,
+    cluster: bool = True,
+    gene_sets: Sequence[str] | str | None = None,
+    strip_prefix: bool = True,
+    values: str = "impact",
+    cmap: str | Colormap = "viridis",
+    figsize: tuple[float, float] | None = None,
+    title: str | None = None,
+    ax: Axes | None = None,
+    show: bool | None = None,
+    save: bool | str | os.PathLike | None = None,
+) -> Axes:
+    """Heatmap of gene-set impact on the representation nodes (the paper's panel d).
+
+    Each gene set is min-max scaled across nodes, nodes with no scaled score above
+    ``threshold`` are hidden, dead nodes are dropped, and nodes (rows) and gene sets (columns)
+    are ordered by hierarchical clustering.
+
+    Parameters
+    ----------
+    adata
+        Annotated data matrix with ``adata.uns[key]`` from :func:`scdeconv.tl.module_impact`.
+    key
+        Key of the impact result in ``adata.uns``.
+    threshold
+        Show only nodes with at least one scaled score above this value (paper: 0.7).
+        ``0`` shows every node that has any non-minimal score.
+    drop_dead
+        Drop nodes flagged ``dead`` in ``adata.uns[key]["node_stats"]`` before scaling.
+    cluster
+        Order rows and columns by average-linkage hierarchical clustering (Euclidean distance
+        on the scaled scores, optimal leaf ordering); ``False`` keeps the stored order.
+    gene_sets
+        Show only these gene sets (full names, or without the ``HALLMARK_`` prefix).
+    strip_prefix
+        Drop the ``HALLMARK_`` prefix from the gene-set labels.
+    values
+        Which nodes x sets table of ``adata.uns[key]`` to draw (default the impact score).
+    cmap
+        Colormap of the scaled scores.
+    figsize
+        Figure size when a new figure is made; default grows with the table.
+    title
+        Axes title; default ``"gene-set impact per node"``.
+    ax
+        Draw into this Axes instead of a new figure.
+    show
+        Show the figure; ``None`` shows it only in matplotlib's interactive mode.
+    save
+        ``True`` writes ``sc.settings.figdir / "impact_heatmap.<file_format_figs>"``;
+        a str or path writes that file.
+
+    Returns
+    -------
+    The heatmap's Axes (the colorbar, labelled "scaled impact", is a separate Axes of the same
+    figure). Tick labels give the shown nodes (y) and gene sets (x) in plotted order.
+
+    Raises
+    ------
+    KeyError
+        If ``adata.uns[key]`` is missing: run ``sd.tl.module_impact(adata)`` first.
+    ValueError
+        If no node passes the filters, or ``gene_sets`` names unknown sets.
+
+    Examples
+    --------
+    >>> import scdeconv as sd
+    >>> sd.pl.impact_heatmap(adata, threshold=0.7)  # doctest: +SKIP
+    """
+    table = heatmap_table(
+        adata, key=key, threshold=threshold, drop_dead=drop_dead, cluster=cluster, gene_sets=gene_sets, values=values
+    )
+    owns_figure = ax is None
+    if ax is None:
+        _, ax = plt.subplots(figsize=figsize or default_figsize(table, strip_prefix), layout="constrained")
+    draw_table(ax, table, strip_prefix=strip_prefix, cmap=cmap, vmin=0.0, vmax=1.0)
+    colorbar = ax.figure.colorbar(ax.images[-1], ax=ax, shrink=0.6)
+    colorbar.set_label(f"scaled {values} (min-max per set)")
+    ax.set_title("gene-set impact per node" if title is None else title)
+    savefig_or_show(ax.figure, "impact_heatmap", show=show, save=save, owns_figure=owns_figure)
+    return ax

@@ -1,0 +1,92 @@
+"""``sd.pl.training_history``: training and validation loss per epoch."""
+
+from __future__ import annotations
+
+import os
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from anndata import AnnData
+from matplotlib.axes import Axes
+
+from .._keys import MODEL_KEY
+from ._utils import get_result, savefig_or_show
+
+__all__ = ["training_history"]
+
+
+def training_history(
+    adata: AnnData,
+    *,
+    key: str = MODEL_KEY,
+    log: bool = False,
+    figsize: tuple[float, float] | None = None,
+    title: str | None = None,
+    ax: Axes | None = None,
+    show: bool | None = None,
+    save: bool | str | os.PathLike | None = None,
+) -> Axes:
+    """Training and validation loss against epoch, with the epoch kept by early stopping.
+
+    Parameters
+    ----------
+    adata
+        Annotated data matrix with ``adata.uns[key]`` from :func:`scdeconv.tl.train_autoencoder`.
+    key
+        Key of the model in ``adata.uns``.
+    log
+        Logarithmic y axis (only sensible for positive losses; Poisson and negative binomial
+        losses with constant terms dropped can be negative).
+    figsize
+        Figure size when a new figure is made.
+    title
+        Axes title; default ``"training history"``.
+    ax
+        Draw into this Axes instead of a new figure.
+    show
+        Show the figure; ``None`` shows it only in matplotlib's interactive mode.
+    save
+        ``True`` writes ``sc.settings.figdir / "training_history.<file_format_figs>"``;
+        a str or path writes that file.
+
+    Returns
+    -------
+    The Axes, with lines labelled "train" and "validation" (when recorded) and a dashed
+    vertical line at ``adata.uns[key]["params"]["best_epoch"]`` (when recorded).
+
+    Raises
+    ------
+    KeyError
+        If ``adata.uns[key]`` or its ``"history"`` is missing: run
+        ``sd.tl.train_autoencoder(adata)`` first.
+
+    Examples
+    --------
+    >>> import scdeconv as sd
+    >>> sd.pl.training_history(adata, log=True)  # doctest: +SKIP
+    """
+    model = get_result(adata, key, "sd.tl.train_autoencoder(adata)")
+    if "history" not in model:
+        raise KeyError(f"Did not find adata.uns[{key!r}]['history']. Run `sd.tl.train_autoencoder(adata)` first.")
+    history = pd.DataFrame(model["history"])
+    params = dict(model.get("params", {}))
+    epoch = history["epoch"] if "epoch" in history else pd.Series(range(len(history)))
+
+    owns_figure = ax is None
+    if ax is None:
+        _, ax = plt.subplots(figsize=figsize or (5.0, 3.5), layout="constrained")
+    for column, label in (("train_loss", "train"), ("val_loss", "validation")):
+        if column in history and history[column].notna().any():
+            ax.plot(epoch, history[column], marker="." if len(history) < 30 else None, label=label)
+    best = params.get("best_epoch")
+    if best is not None:
+        ax.axvline(int(best), color="grey", linestyle="--", linewidth=1, label=f"best epoch ({int(best)})")
+    if log:
+        ax.set_yscale("log")
+    likelihood = params.get("likelihood")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"loss ({likelihood})" if likelihood else "loss")
+    ax.set_title("training history" if title is None else title)
+    ax.legend(frameon=False)
+    savefig_or_show(ax.figure, "training_history", show=show, save=save, owns_figure=owns_figure)
+    return ax

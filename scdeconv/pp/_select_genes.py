@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from anndata import AnnData
+
+from .._logging import logger
+from .._utils import check_counts, check_var_names, get_matrix
+from ..tl._gene_set_input import describe_gene_sets, resolve_gene_sets
+from ..tl._train_autoencoder import SELECTED_KEY
+
+
+def _max_per_gene(matrix) -> np.ndarray:
+    return np.asarray(matrix.max(axis=0).todense() if hasattr(matrix, "todense") else matrix.max(axis=0)).ravel()
+
+
+def _highly_variable(adata: AnnData, matrix, keep: np.ndarray, n_top_genes: int) -> np.ndarray:
+    """Highly variable genes among ``keep``, from a log-normalised copy (the user's data is untouched)."""
+    import scanpy as sc
+
+    view = AnnData(matrix[:, np.flatnonzero(keep)].astype(np.float32))
+    view.var_names = adata.var_names[keep]
+    sc.pp.normalize_total(view, target_sum=1e4)
+    sc.pp.log1p(view)
+    sc.pp.highly_variable_genes(view, n_top_genes=min(n_top_genes, view.n_vars), flavor="seurat")
+    hvg = np.zeros(adata.n_vars, dtype=bool)
+    hvg[np.flatnonzero(keep)[view.var["highly_variable"].to_numpy()]] = True
+    return hvg
+
+
+def select_genes(
+    adata: AnnData,
+    *,
+    gene_sets="hallmark",
+    min_count: int = 3,
+    mode: Literal["geneset", "hvg", "all"] = "geneset",
+    layer: str | None = None,
+    species: str | None = None,
+    n_top_genes: int = 2000,
+    key_added: str = SELECTED_KEY,
+    subset: bool = False,
+    copy: bool = False,
+) -> AnnData | None:
+    """Choose the genes the autoencoder is trained on (the paper's filter, and two wider modes).
+
+    A gene is kept when some cell has at least ``min_count`` counts of it (the paper: a count
+    > 2 in at least one cell), and then, by ``mode``:
+
+    - ``"geneset"``: only genes in some gene set (the paper's choice; default);
+    - ``"hvg"``: the union of gene-set genes and ``n_top_genes`` highly variable genes, so that
+      programs outside known sets can be found;
+    - ``"all"``: every gene passing the count filter.
+
+    Parameters
+    ----------
+    adata
+        Raw counts in ``X`` or ``layer``.
+    gene_sets
+        As in :func:`scdeconv.tl.module_impact`; matched case-insensitively.
+    min_count
+        Smallest maximum count over cells for a gene to be kept.
+    mode
+        ``"geneset"``, ``"hvg"`` or ``"all"``.
+    layer
+        Layer with raw counts (``None``: ``X``).
+    species
+        ``"human"`` or ``"mouse"``; detected from the symbols when ``None``.
+    n_top_genes
+        Highly variable genes added in ``mode="hvg"``.
+    key_added
+        Boolean ``var`` column marking the genes; :func:`scdeconv.tl.train_autoencoder` uses it.
+    subset
+        Subset ``adata`` to the selected genes in place instead of marking them.
+    copy
+        Return a modified copy instead of writing into ``adata``.
+
+    Returns
+    -------
+    ``None``, or a copy when ``copy=True``. Writes ``adata.var['scdeconv_selected' | key_added]``
+    (or subsets the genes when ``subset=True``) and ``adata.uns['scdeconv_selected' | key_added]``
+    with ``params`` and ``n_genes``.
+    """
+    if mode not in ("geneset", "hvg", "all"):
+        raise ValueError(f"mode must be 'geneset', 'hvg' or 'all', not {mode!r}.")
+    adata = adata.copy() if copy else adata
+    check_var_names(adata.var_names)
+    matrix = get_matrix(adata, layer)
+    check_counts(matrix, layer=layer)
+    keep = _max_per_gene(matrix) >= min_count
+    if not keep.any():
+        raise ValueError(f"No gene reaches a count of {min_count} in any cell. Lower min_count, or check the layer.")
+    in_sets = np.zeros(adata.n_vars, dtype=bool)
+    if mode != "all":
+        indices, _, species = resolve_gene_sets(
+            gene_sets, adata.var_names.to_numpy(dtype=str), species=species, min_size=1
+        )
+        in_sets[np.concatenate(list(indices.values()))] = True
+    if mode == "geneset":
+        selected = keep & in_sets
+    elif mode == "hvg":
+        selected = keep & (in_sets | _highly_variable(adata, matrix, keep, n_top_genes))
+    else:
+        selected = keep
+    if not selected.any():
+        raise ValueError("No gene passes both the count filter and gene-set membership. Try mode='hvg' or 'all'.")
+    params = {
+        "gene_sets": describe_gene_sets(gene_sets),
+        "min_count": int(min_count),
+        "mode": mode,
+        "layer": layer or "X",
+        "species": species or "",
+        "n_top_genes": int(n_top_genes),
+    }
+    if subset:
+        adata._inplace_subset_var(selected)
+        adata.var[key_added] = True
+    else:
+        adata.var[key_added] = selected
+    adata.uns[key_added] = {"params": params, "n_genes": int(selected.sum())}
+    logger.info(
+        "Selected %d of %d genes (mode=%r); added adata.var[%r].", selected.sum(), len(selected), mode, key_added
+    )
+    return adata if copy else None

@@ -1,0 +1,7 @@
+"""Tools: compute and write results into AnnData (``key_added``, ``copy``)."""
+
+from ._group_diff import group_diff
+from ._module_impact import module_impact
+from ._train_autoencoder import train_autoencoder
+
+__all__ = ["group_diff", "module_impact", "train_autoencoder"]

@@ -1,0 +1,62 @@
+"""Cell groups from an ``obs`` column, with clear errors for unknown or empty groups."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+
+
+def _column(adata: AnnData, groupby: str) -> pd.Categorical:
+    if groupby not in adata.obs:
+        raise KeyError(f"groupby {groupby!r} is not a column of adata.obs; it has {list(adata.obs.columns)}.")
+    values = adata.obs[groupby]
+    if not isinstance(values.dtype, pd.CategoricalDtype):
+        values = values.astype(str).where(values.notna())
+    return pd.Categorical(values)
+
+
+def group_labels(adata: AnnData, groupby: str) -> tuple[np.ndarray, list[str]]:
+    """Integer label per cell (``-1`` where missing) and the category names, in order."""
+    column = _column(adata, groupby)
+    categories = [str(c) for c in column.categories]
+    if not categories:
+        raise ValueError(f"adata.obs[{groupby!r}] has no groups (all values missing).")
+    return np.asarray(column.codes, dtype=np.int64), categories
+
+
+def _members(column: pd.Categorical, group: str | Sequence[str], groupby: str) -> np.ndarray:
+    wanted = [group] if isinstance(group, str) else list(group)
+    known = {str(c) for c in column.categories}
+    unknown = [g for g in wanted if str(g) not in known]
+    if unknown:
+        raise ValueError(f"Group(s) {unknown} not found in adata.obs[{groupby!r}]; it has {sorted(known)}.")
+    return np.asarray(pd.Series(column).astype(str).isin([str(g) for g in wanted]))
+
+
+def two_group_labels(
+    adata: AnnData, groupby: str, group1: str | Sequence[str], group2: str | Sequence[str] = "rest"
+) -> np.ndarray:
+    """``0`` for cells of ``group1``, ``1`` for ``group2`` (or every other cell), ``-1`` otherwise.
+
+    A group may be one category or a list of categories pooled together.
+    """
+    column = _column(adata, groupby)
+    in1 = _members(column, group1, groupby)
+    if isinstance(group2, str) and group2 == "rest":
+        in2 = ~in1 & np.asarray(pd.Series(column).notna())
+    else:
+        in2 = _members(column, group2, groupby)
+    if (in1 & in2).any():
+        raise ValueError(f"group1 {group1!r} and group2 {group2!r} share cells; give two disjoint groups.")
+    for name, members in (("group1", in1), ("group2", in2)):
+        if members.sum() < 2:
+            raise ValueError(
+                f"{name} has {int(members.sum())} cells in adata.obs[{groupby!r}]; at least 2 are needed to compare."
+            )
+    labels = np.full(adata.n_obs, -1, dtype=np.int64)
+    labels[in1] = 0
+    labels[in2] = 1
+    return labels

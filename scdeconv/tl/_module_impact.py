@@ -1,0 +1,205 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+
+from .._keys import IMPACT_KEY, MODEL_KEY, node_names
+from .._logging import logger
+from .._model_store import stored_model
+from ..scoring import SCORES, binned_zscores, expression_bins, set_enrichment
+from ._gene_set_input import describe_gene_sets, resolve_gene_sets
+from ._groups import group_labels
+from ._saliency_pass import GroupSums, saliency_group_sums
+
+# A node whose activation barely varies across cells carries no information about them.
+DEAD_RELATIVE_STD = 1e-3
+
+
+def node_statistics(latent: np.ndarray, impact: pd.DataFrame) -> pd.DataFrame:
+    """Per node: activation spread over cells, largest impact, and whether it is dead."""
+    std = latent.std(axis=0)
+    max_impact = impact.max(axis=1).to_numpy()
+    dead = (std <= DEAD_RELATIVE_STD * max(std.max(), 1e-12)) | (impact.to_numpy() == 0).all(axis=1)
+    return pd.DataFrame(
+        {"activation_std": std.astype(np.float64), "max_impact": max_impact, "dead": dead}, index=impact.index
+    )
+
+
+def impact_tables(sums: GroupSums, set_columns: list[np.ndarray], score: str, bins: np.ndarray | None) -> np.ndarray:
+    """Impact per group (groups, nodes, sets) from the sums of one saliency pass."""
+    if score == "median":
+        return sums.mean("set_medians")
+    profiles = sums.mean("attribution")
+    return np.stack([set_enrichment(binned_zscores(p, bins), set_columns) for p in profiles])
+
+
+def module_impact(
+    adata: AnnData,
+    *,
+    gene_sets="hallmark",
+    method: str = "grad_x_input",
+    score: str = "enrichment",
+    groupby: str | None = None,
+    species: str | None = None,
+    min_size: int = 3,
+    n_bins: int = 10,
+    model_key: str = MODEL_KEY,
+    chunk_size: int | None = None,
+    device: str = "auto",
+    progress: bool = True,
+    key_added: str = IMPACT_KEY,
+    copy: bool = False,
+) -> AnnData | None:
+    """Score how strongly each gene set drives each node of the representation.
+
+    Every cell's attribution of node *j* to each input gene is computed exactly (batched, never
+    holding cells x nodes x genes). Two scores turn attributions into a nodes x sets table:
+
+    ``score="enrichment"`` (default)
+        For node *j*, each gene's mean |attribution| over cells is z-scored among genes of
+        similar mean expression (``n_bins`` equal-count bins); the set's score is the Stouffer
+        sum ``sum(z[S]) / sqrt(|S|)``. Positive: the set's genes drive the node more than
+        expression-matched genes do; around 0: no more than chance; it is comparable across
+        nodes and sets of different sizes. With gradient x input attributions (the default
+        ``method``), a set also scores where its genes are highly expressed, which is what makes
+        group comparisons find the active programs.
+    ``score="median"`` (the paper, Kinalis et al. 2019, with ``method="guided"``)
+        For each cell, the median |saliency| over the set's genes, averaged over cells. A pure
+        magnitude: it mostly follows each node's overall gain and is interpretable only after
+        the per-set min-max scaling of :func:`scdeconv.pl.impact_heatmap`.
+
+    On the package's simulator (2,500 cells, 12 planted Hallmark sets in 6 groups) the default
+    ranked planted sets with an AUPRC of about 0.8 (paper's variant about 0.2) and put every
+    group's planted sets in its top 3 group differences (paper's variant: 1 in 6).
+
+    Parameters
+    ----------
+    adata
+        The AnnData the model was trained on (same genes; cells may differ).
+    gene_sets
+        ``"hallmark"`` (bundled MSigDB Hallmark, in the data's species), a GMT path, a dict
+        set -> genes, or a decoupler-style table with ``source``/``target`` columns.
+        Matched case-insensitively to the model's genes.
+    method
+        Attribution: ``"grad_x_input"`` (default), ``"guided"`` (paper's guided backpropagation),
+        ``"gradient"`` or ``"integrated_gradients"``. Absolute values are used.
+    score
+        ``"enrichment"`` (default) or ``"median"`` (paper).
+    groupby
+        Also score each category of this ``obs`` column separately.
+    species
+        ``"human"`` or ``"mouse"``; detected from the gene symbols when ``None``. Human gene sets
+        are translated to mouse by one-to-one orthologs.
+    min_size
+        Gene sets with fewer genes in the model are dropped.
+    n_bins
+        Expression bins for ``score="enrichment"``.
+    model_key
+        ``uns`` key of the model written by :func:`scdeconv.tl.train_autoencoder`.
+    chunk_size
+        Cells per saliency batch (default: about 64 MB of attributions per batch).
+    device
+        ``"auto"``, ``"cpu"`` or ``"cuda"``.
+    progress
+        Show a progress bar over cells.
+    key_added
+        ``uns`` key of the result.
+    copy
+        Return a modified copy instead of writing into ``adata``.
+
+    Returns
+    -------
+    ``None``, or a copy when ``copy=True``. Writes ``adata.uns['scdeconv_impact' | key_added]``:
+
+    ``impact``
+        DataFrame nodes (``node_0 ...``) x gene sets.
+    ``node_stats``
+        DataFrame per node: ``activation_std``, ``max_impact``, ``dead``.
+    ``gene_set_sizes``
+        DataFrame per gene set: ``n_genes``, ``n_present`` in the model.
+    ``gene_sets``
+        Set name -> the model genes that were scored (reused by :func:`scdeconv.tl.group_diff`).
+    ``gene_mean``
+        Mean encoder input of each model gene (defines the expression bins; ``"enrichment"``).
+    ``impact_by_group``
+        With ``groupby``: category -> DataFrame nodes x gene sets.
+    ``params``
+        The arguments and ``species``, ``model_key``, ``n_cells``.
+
+    Examples
+    --------
+    >>> sd.tl.module_impact(adata)
+    >>> adata.uns["scdeconv_impact"]["impact"].loc["node_0", "HALLMARK_HEME_METABOLISM"]
+    """
+    if score not in SCORES:
+        raise ValueError(f"score must be one of {SCORES}, not {score!r}.")
+    adata = adata.copy() if copy else adata
+    entry = stored_model(adata, model_key)
+    genes = np.asarray(entry["var_names"]).astype(str)
+    indices, sizes, species = resolve_gene_sets(gene_sets, genes, species=species, min_size=min_size)
+    names = list(indices)
+    set_columns = [indices[n] for n in names]
+    if groupby is None:
+        labels, categories = np.zeros(adata.n_obs, dtype=np.int64), ["all"]
+    else:
+        labels, categories = group_labels(adata, groupby)
+    sums = saliency_group_sums(
+        adata,
+        model_key=model_key,
+        set_columns=set_columns,
+        labels=labels,
+        n_groups=len(categories),
+        method=method,
+        score=score,
+        chunk_size=chunk_size,
+        device=device,
+        progress=progress,
+    )
+    nodes = node_names(int(entry["params"]["n_latent"]))
+    pooled = sums.pooled()
+    gene_mean = None if score == "median" else pooled.mean("inputs")[0]
+    bins = None if gene_mean is None else expression_bins(gene_mean, n_bins)
+    impact = pd.DataFrame(impact_tables(pooled, set_columns, score, bins)[0], index=nodes, columns=names)
+    result = {
+        "params": {
+            "gene_sets": describe_gene_sets(gene_sets),
+            "method": method,
+            "score": score,
+            "groupby": groupby or "",
+            "species": species,
+            "min_size": int(min_size),
+            "n_bins": int(n_bins),
+            "model_key": model_key,
+            "n_cells": int(sums.n_cells.sum()),
+        },
+        "impact": impact,
+        "node_stats": node_statistics(_latent(adata, entry, model_key, len(nodes)), impact),
+        "gene_set_sizes": sizes,
+        "gene_sets": {n: genes[indices[n]] for n in names},
+    }
+    if gene_mean is not None:
+        result["gene_mean"] = gene_mean
+    if groupby is not None:
+        per_group = impact_tables(sums, set_columns, score, bins)
+        result["impact_by_group"] = {
+            str(c): pd.DataFrame(per_group[i], index=nodes, columns=names) for i, c in enumerate(categories)
+        }
+    adata.uns[key_added] = result
+    n_dead = int(result["node_stats"]["dead"].sum())
+    logger.info(
+        "Added adata.uns[%r]: %d nodes x %d gene sets (%d dead nodes).", key_added, len(nodes), len(names), n_dead
+    )
+    return adata if copy else None
+
+
+def _latent(adata: AnnData, entry: dict, model_key: str, n_nodes: int) -> np.ndarray:
+    """The stored representation, or a fresh forward pass when it is missing or stale."""
+    latent_key = entry["params"].get("latent_key", "")
+    if latent_key in adata.obsm and adata.obsm[latent_key].shape == (adata.n_obs, n_nodes):
+        return np.asarray(adata.obsm[latent_key])
+    from .._model_store import load_model
+    from .._module.inference import embed
+    from ._saliency_pass import model_counts
+
+    return embed(load_model(adata, model_key)[0], model_counts(adata, model_key)[0])

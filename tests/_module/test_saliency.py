@@ -1,0 +1,114 @@
+import numpy as np
+import pytest
+import torch
+
+from scdeconv._module.autoencoder import Autoencoder
+from scdeconv._module.saliency import attribution, iter_saliency, jacobian, set_medians
+
+
+def tiny_network() -> Autoencoder:
+    """3 genes -> 2 hidden -> 1 node, hand-set weights, ReLU-like Softplus (beta large)."""
+    module = Autoencoder(3, n_latent=1, n_hidden=(2,), softplus_beta=1000.0)
+    with torch.no_grad():
+        module.encoder[0].weight.copy_(torch.tensor([[1.0, -2.0, 0.5], [-1.0, 1.0, 3.0]]))
+        module.encoder[0].bias.zero_()
+        module.encoder[1].weight.copy_(torch.tensor([[2.0, -1.0]]))
+        module.encoder[1].bias.copy_(torch.tensor([10.0]))  # the node is active
+    return module
+
+
+def test_guided_matches_hand_computation():
+    module = tiny_network()
+    x = torch.tensor([[1.0, 0.2, 0.4]])
+    # Hidden pre-activations: h1 = 1 - 0.4 + 0.2 = 0.8 (active), h2 = -1 + 0.2 + 1.2 = 0.4 (active).
+    # Plain gradient: 2 * W1[0] - 1 * W1[1] = [3, -5, -2].
+    # Guided: the gradient at h2 is -1 < 0, clamped to 0, so only 2 * W1[0] = [2, -4, 1] remains.
+    guided = jacobian(module, x, guided=True)[0, 0].numpy()
+    plain = jacobian(module, x, guided=False)[0, 0].numpy()
+    np.testing.assert_allclose(plain, [3.0, -5.0, -2.0], atol=1e-4)
+    np.testing.assert_allclose(guided, [2.0, -4.0, 1.0], atol=1e-4)
+
+
+def test_guided_zero_when_hidden_unit_inactive():
+    module = tiny_network()
+    x = torch.tensor([[0.0, 1.0, 0.0]])  # h1 = -2 (inactive), h2 = 1: guided path through h2 clamps to 0
+    np.testing.assert_allclose(jacobian(module, x, guided=True)[0, 0].numpy(), 0.0, atol=1e-6)
+
+
+def random_network(seed=0, n_hidden=(7, 5)) -> Autoencoder:
+    return Autoencoder(
+        11, n_latent=4, n_hidden=n_hidden, softplus_beta=2.0, generator=torch.Generator().manual_seed(seed)
+    )
+
+
+@pytest.mark.parametrize("n_hidden", [(), (6,), (7, 5)])
+def test_gradient_matches_autograd(n_hidden):
+    module = random_network(n_hidden=n_hidden).double()
+    x = torch.rand(3, 11, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    expected = torch.stack([torch.autograd.functional.jacobian(module.encode, xi) for xi in x])
+    np.testing.assert_allclose(jacobian(module, x, guided=False).numpy(), expected.numpy(), rtol=1e-10, atol=1e-12)
+
+
+class _GuidedSoftplus(torch.autograd.Function):
+    """Reference guided backprop through autograd: clamp the incoming gradient at zero."""
+
+    @staticmethod
+    def forward(ctx, a, beta):
+        ctx.save_for_backward(a)
+        ctx.beta = beta
+        return torch.nn.functional.softplus(a, beta=beta)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (a,) = ctx.saved_tensors
+        return grad.clamp(min=0) * torch.sigmoid(ctx.beta * a), None
+
+
+def test_guided_matches_autograd_reference():
+    module = random_network().double()
+    x = torch.rand(2, 11, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+
+    def guided_encode(inp):
+        h = inp
+        for layer, beta in zip(module.encoder, module.encoder_betas, strict=True):
+            h = _GuidedSoftplus.apply(layer(h), beta)
+        return h
+
+    expected = torch.stack([torch.autograd.functional.jacobian(guided_encode, xi) for xi in x])
+    np.testing.assert_allclose(jacobian(module, x, guided=True).numpy(), expected.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_columns_and_methods():
+    module = random_network().double()
+    x = torch.rand(3, 11, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    cols = torch.tensor([1, 4, 9])
+    full = attribution(module, x, method="gradient")
+    np.testing.assert_allclose(attribution(module, x, method="gradient", columns=cols), full[:, :, cols])
+    np.testing.assert_allclose(attribution(module, x, method="grad_x_input"), full * x.unsqueeze(1))
+    # Integrated gradients satisfy completeness: attributions sum to f(x) - f(0).
+    ig = attribution(module, x, method="integrated_gradients", n_steps=200).sum(dim=2)
+    delta = module.encode(x) - module.encode(torch.zeros_like(x))
+    np.testing.assert_allclose(ig.numpy(), delta.detach().numpy(), rtol=1e-3, atol=1e-5)
+    with pytest.raises(ValueError, match="method must be one of"):
+        attribution(module, x, method="lrp")
+
+
+def test_set_medians_match_numpy():
+    values = torch.rand(4, 3, 10, generator=torch.Generator().manual_seed(0))
+    sets = [torch.tensor([0, 2, 5]), torch.tensor([1, 3, 4, 8]), torch.tensor([7])]
+    out = set_medians(values, sets).numpy()
+    for s, cols in enumerate(sets):
+        np.testing.assert_allclose(out[:, :, s], np.median(values.numpy()[:, :, cols.numpy()], axis=2), rtol=1e-6)
+
+
+def test_iter_saliency_is_chunk_invariant():
+    module = random_network()
+    counts = np.random.default_rng(0).poisson(2.0, size=(25, 11)).astype(np.float32)
+    sets = [np.array([0, 1, 2]), np.array([3, 5, 7, 10])]
+    one = np.concatenate([c.set_scores for c in iter_saliency(module, counts, sets, chunk_size=25)])
+    many = list(iter_saliency(module, counts, sets, chunk_size=4, gene_sums=True))
+    np.testing.assert_allclose(np.concatenate([c.set_scores for c in many]), one, rtol=1e-5)
+    assert one.shape == (25, 4, 2) and (one >= 0).all()
+    x = module.prepare_input(torch.from_numpy(counts))
+    total = jacobian(module, x, guided=True).abs().sum(dim=0).detach().numpy()
+    np.testing.assert_allclose(sum(c.gene_sums for c in many), total, rtol=1e-4)

@@ -1,0 +1,372 @@
+"""Tests of ``sd.pl``: returned objects, labels, filters, overlay mask, save, errors, side effects."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import anndata as ad
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.axes import Axes
+
+from scdeconv import pl
+from scdeconv._keys import node_names
+from scdeconv.pl import _embedding_comparison
+from scdeconv.pl._impact_heatmap import heatmap_table
+from scdeconv.scoring import minmax_per_set, scaled_difference
+
+# scanpy's own scatter code calls Colormap.set_bad (deprecated in matplotlib 3.11)
+pytestmark = pytest.mark.filterwarnings("ignore:The set_bad function:PendingDeprecationWarning")
+
+SETS = [
+    "HALLMARK_HEME_METABOLISM",
+    "HALLMARK_E2F_TARGETS",
+    "HALLMARK_G2M_CHECKPOINT",
+    "HALLMARK_INTERFERON_GAMMA_RESPONSE",
+    "HALLMARK_HYPOXIA",
+    "HALLMARK_APOPTOSIS",
+]
+SHORT = [s.removeprefix("HALLMARK_") for s in SETS]
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def _planted_impact(seed: int = 0) -> pd.DataFrame:
+    """Impact whose per-set min-max scaling is the identity, so what is shown is known.
+
+    Each set has max 1 (held by a live node) and min 0 (node_8). Expected visibility:
+    nodes 0-4 always (a 1.0 or 0.95), node_5 never (<= 0.6), node_6 only below 0.8,
+    node_7 is dead (a 1.0 would show it), node_8 never (all 0).
+    """
+    rng = np.random.default_rng(seed)
+    values = rng.uniform(0.1, 0.6, size=(9, len(SETS)))
+    impact = pd.DataFrame(values, index=node_names(9), columns=SETS)
+    impact.loc["node_0", "HALLMARK_HEME_METABOLISM"] = 1.0
+    impact.loc["node_1", ["HALLMARK_E2F_TARGETS", "HALLMARK_G2M_CHECKPOINT"]] = [1.0, 0.95]
+    impact.loc["node_2", "HALLMARK_INTERFERON_GAMMA_RESPONSE"] = 1.0
+    impact.loc["node_3", "HALLMARK_HYPOXIA"] = 1.0
+    impact.loc["node_4", ["HALLMARK_APOPTOSIS", "HALLMARK_G2M_CHECKPOINT"]] = 1.0
+    impact.loc["node_6", "HALLMARK_HEME_METABOLISM"] = 0.8
+    impact.loc["node_7", ["HALLMARK_HEME_METABOLISM", "HALLMARK_E2F_TARGETS"]] = 1.0
+    impact.loc["node_8"] = 0.0
+    return impact
+
+
+def _impact_result(impact: pd.DataFrame) -> dict:
+    dead = pd.Series(False, index=impact.index)
+    dead["node_7"] = True
+    node_stats = pd.DataFrame(
+        {"dead": dead, "activation_std": np.where(dead, 0.0, 1.0), "max_impact": impact.max(axis=1)}
+    )
+    sizes = pd.DataFrame({"n_genes": 200, "n_present": 50}, index=impact.columns)
+    return {
+        "params": {"method": "guided", "score": "median", "model_key": "scdeconv"},
+        "impact": impact,
+        "node_stats": node_stats,
+        "gene_set_sizes": sizes,
+    }
+
+
+@pytest.fixture
+def adata_impact() -> ad.AnnData:
+    adata = ad.AnnData(np.zeros((4, 3), dtype=np.float32))
+    adata.uns["scdeconv_impact"] = _impact_result(_planted_impact())
+    return adata
+
+
+@pytest.fixture
+def adata_diff(adata_impact) -> ad.AnnData:
+    impact = adata_impact.uns.pop("scdeconv_impact")
+    adata_impact.uns["my_impact"] = impact  # the plot must find it through params["impact_key"]
+    rng = np.random.default_rng(1)
+    g1 = impact["impact"] * rng.uniform(0.5, 1.5, size=impact["impact"].shape)
+    g2 = impact["impact"] * rng.uniform(0.5, 1.5, size=impact["impact"].shape)
+    diff = g1 - g2
+    adata_impact.uns["scdeconv_group_diff"] = {
+        "params": {
+            "groupby": "cell_type",
+            "group1": "MEP",
+            "group2": "rest",
+            "impact_key": "my_impact",
+            "n_cells1": 40,
+            "n_cells2": 60,
+        },
+        "impact_group1": g1,
+        "impact_group2": g2,
+        "diff": diff,
+        "scaled_diff": scaled_difference(diff),
+    }
+    return adata_impact
+
+
+@pytest.fixture
+def adata_model() -> ad.AnnData:
+    adata = ad.AnnData(np.zeros((4, 3), dtype=np.float32))
+    history = pd.DataFrame(
+        {"epoch": np.arange(10), "train_loss": np.linspace(2.0, 1.0, 10), "val_loss": np.linspace(2.1, 1.2, 10)}
+    )
+    adata.uns["scdeconv"] = {
+        "params": {"n_latent": 8, "likelihood": "poisson", "ortho_penalty": 0.05, "best_epoch": 6},
+        "var_names": np.array(["a", "b", "c"]),
+        "weights": {},
+        "history": history,
+    }
+    return adata
+
+
+def _tick_labels(ax: Axes, axis: str) -> list[str]:
+    ticks = ax.get_yticklabels() if axis == "y" else ax.get_xticklabels()
+    return [t.get_text() for t in ticks]
+
+
+# impact_heatmap ---------------------------------------------------------------------------------
+
+
+def test_impact_heatmap_returns_labelled_axes(adata_impact):
+    ax = pl.impact_heatmap(adata_impact, show=False)
+    assert isinstance(ax, Axes)
+    assert ax.get_xlabel() == "gene set"
+    assert ax.get_ylabel() == "node"
+    assert ax.get_title()
+    assert sorted(_tick_labels(ax, "x")) == sorted(SHORT)
+    colorbars = [a for a in ax.figure.axes if a is not ax]
+    assert colorbars and "scaled" in colorbars[0].get_ylabel()
+
+
+def test_impact_heatmap_threshold_and_dead_nodes(adata_impact):
+    shown = set(_tick_labels(pl.impact_heatmap(adata_impact, show=False), "y"))
+    assert shown == {"node_0", "node_1", "node_2", "node_3", "node_4", "node_6"}
+    shown = set(_tick_labels(pl.impact_heatmap(adata_impact, threshold=0.85, show=False), "y"))
+    assert shown == {"node_0", "node_1", "node_2", "node_3", "node_4"}
+    shown = set(_tick_labels(pl.impact_heatmap(adata_impact, drop_dead=False, show=False), "y"))
+    assert "node_7" in shown
+
+
+def test_impact_heatmap_cells_match_labels(adata_impact):
+    ax = pl.impact_heatmap(adata_impact, strip_prefix=False, show=False)
+    rows, cols = _tick_labels(ax, "y"), _tick_labels(ax, "x")
+    impact = adata_impact.uns["scdeconv_impact"]["impact"]
+    live = impact.drop(index="node_7")
+    expected = minmax_per_set(live).loc[rows, cols].to_numpy()
+    np.testing.assert_allclose(np.asarray(ax.images[0].get_array()), expected)
+
+
+def test_impact_heatmap_cluster_orders_similar_rows_together(adata_impact):
+    unclustered = _tick_labels(pl.impact_heatmap(adata_impact, cluster=False, show=False), "y")
+    assert unclustered == ["node_0", "node_1", "node_2", "node_3", "node_4", "node_6"]
+    clustered = _tick_labels(pl.impact_heatmap(adata_impact, show=False), "y")
+    # node_0 and node_6 both peak on HEME_METABOLISM: leaf order puts them side by side
+    assert abs(clustered.index("node_0") - clustered.index("node_6")) == 1
+
+
+def test_impact_heatmap_single_row_and_subset(adata_impact):
+    ax = pl.impact_heatmap(adata_impact, gene_sets=["HEME_METABOLISM"], threshold=0.85, show=False)
+    assert _tick_labels(ax, "y") == ["node_0"]
+    assert _tick_labels(ax, "x") == ["HEME_METABOLISM"]
+    with pytest.raises(ValueError, match="NOT_A_SET"):
+        pl.impact_heatmap(adata_impact, gene_sets=["NOT_A_SET"], show=False)
+    with pytest.raises(ValueError, match="threshold"):
+        pl.impact_heatmap(adata_impact, threshold=1.0, show=False)
+
+
+def test_impact_heatmap_draws_into_given_ax(adata_impact):
+    _, ax = plt.subplots()
+    assert pl.impact_heatmap(adata_impact, ax=ax, show=False) is ax
+
+
+# group_diff -------------------------------------------------------------------------------------
+
+
+def test_group_diff_overlay_masks_cells_below_threshold(adata_diff):
+    ax = pl.group_diff(adata_diff, strip_prefix=False, show=False)
+    assert isinstance(ax, Axes)
+    assert ax.get_title() == "MEP vs rest"
+    rows, cols = _tick_labels(ax, "y"), _tick_labels(ax, "x")
+    # same layout as the general heatmap
+    general = pl.impact_heatmap(adata_diff, key="my_impact", strip_prefix=False, show=False)
+    assert rows == _tick_labels(general, "y")
+    assert cols == _tick_labels(general, "x")
+
+    background = np.asarray(ax.images[0].get_array())
+    overlay = ax.images[1].get_array()
+    expected_background = heatmap_table(adata_diff, key="my_impact").loc[rows, cols].to_numpy()
+    np.testing.assert_allclose(background, expected_background)
+    hidden = ~(expected_background > 0.85)
+    np.testing.assert_array_equal(np.ma.getmaskarray(overlay), hidden)
+    assert 0 < (~hidden).sum() < hidden.size  # the mask does something in this fixture
+    scaled = adata_diff.uns["scdeconv_group_diff"]["scaled_diff"].loc[rows, cols].to_numpy()
+    np.testing.assert_allclose(overlay.compressed(), scaled[~hidden])
+    image = ax.images[1]
+    assert image.get_clim() == (-1.0, 1.0)
+    assert image.get_cmap().name == "RdBu_r"
+
+
+def test_group_diff_threshold_changes_mask(adata_diff):
+    low = pl.group_diff(adata_diff, threshold=0.5, show=False).images[1].get_array()
+    high = pl.group_diff(adata_diff, threshold=0.85, show=False).images[1].get_array()
+    assert low.count() > high.count()
+
+
+def test_group_diff_missing_impact_names_the_call(adata_diff):
+    del adata_diff.uns["my_impact"]
+    with pytest.raises(KeyError, match=r"sd\.tl\.module_impact"):
+        pl.group_diff(adata_diff, show=False)
+
+
+# training_history -------------------------------------------------------------------------------
+
+
+def test_training_history(adata_model):
+    ax = pl.training_history(adata_model, log=True, show=False)
+    assert isinstance(ax, Axes)
+    assert ax.get_xlabel() == "epoch"
+    assert "loss" in ax.get_ylabel()
+    assert ax.get_yscale() == "log"
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert labels[:2] == ["train", "validation"]
+    best = [line for line in ax.get_lines() if line.get_label().startswith("best epoch")]
+    assert len(best) == 1 and list(best[0].get_xdata()) == [6, 6]
+
+
+# save and errors --------------------------------------------------------------------------------
+
+
+def test_save_writes_file(adata_impact, adata_model, tmp_path):
+    import scanpy as sc
+
+    path = tmp_path / "heat.png"
+    pl.impact_heatmap(adata_impact, show=False, save=str(path))
+    assert path.stat().st_size > 0
+    pl.training_history(adata_model, show=False, save=tmp_path / "history")  # no extension
+    assert (tmp_path / f"history.{sc.settings.file_format_figs}").exists()
+    figdir = sc.settings.figdir
+    sc.settings.figdir = tmp_path / "figures"
+    try:
+        pl.impact_heatmap(adata_impact, show=False, save=True)
+    finally:
+        sc.settings.figdir = figdir
+    assert list((tmp_path / "figures").glob("impact_heatmap*"))
+    assert plt.get_fignums() == []  # saved, not shown figures are closed
+
+
+@pytest.mark.parametrize(
+    ("plot", "call"),
+    [
+        (pl.impact_heatmap, r"sd\.tl\.module_impact\(adata\)"),
+        (pl.group_diff, r"sd\.tl\.group_diff"),
+        (pl.training_history, r"sd\.tl\.train_autoencoder\(adata\)"),
+        (pl.embedding_comparison, r"sd\.tl\.train_autoencoder\(adata\)"),
+    ],
+)
+def test_missing_key_names_the_call(plot, call):
+    with pytest.raises(KeyError, match=call):
+        plot(ad.AnnData(np.zeros((3, 2), dtype=np.float32)), show=False)
+
+
+# embedding_comparison ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def adata_counts() -> ad.AnnData:
+    rng = np.random.default_rng(0)
+    n_cells, n_genes = 80, 30
+    groups = np.repeat(["MEP", "GMP"], n_cells // 2)
+    mep_genes = np.arange(n_genes) < n_genes // 2  # MEP cells express the first half of the genes more
+    rates = np.where((groups[:, None] == "MEP") == mep_genes[None, :], 4.0, 0.5) * rng.uniform(0.5, 2.0, (1, n_genes))
+    counts = rng.poisson(rates).astype(np.float32)
+    var_names = [f"g{i}" for i in range(n_genes)]
+    adata = ad.AnnData(counts, obs=pd.DataFrame(index=[f"c{i}" for i in range(n_cells)]))
+    adata.var_names = var_names
+    adata.obs["cell_type"] = groups.astype(object)  # strings: scanpy would make them categorical
+    adata.obsm["X_scdeconv"] = (rng.normal(size=(n_cells, 8)) + (groups == "MEP")[:, None] * 3).astype(np.float32)
+    adata.uns["scdeconv"] = {"params": {"n_latent": 8}, "var_names": np.array(var_names[:20])}
+    return adata
+
+
+def _first_two_columns(tmp, *, use_rep, n_neighbors, seed):
+    """Stand-in for the kNN + UMAP step (numba compilation takes ~10 s): 2 columns of ``use_rep``."""
+    return np.asarray(tmp.obsm[use_rep])[:, :2]
+
+
+def test_embedding_comparison_changes_only_documented_slots(adata_counts, monkeypatch):
+    # normalisation, PCA and sc.pl.embedding run for real; only kNN + UMAP on the scratch copy is faked
+    monkeypatch.setattr(_embedding_comparison, "_umap", _first_two_columns)
+    x_before = adata_counts.X.copy()
+    obs_before = adata_counts.obs.copy()
+    uns_before, obsm_before = set(adata_counts.uns), set(adata_counts.obsm)
+
+    axes = pl.embedding_comparison(adata_counts, color="cell_type", show=False)
+
+    assert len(axes) == 2 and all(isinstance(a, Axes) for a in axes)
+    assert [a.get_title() for a in axes] == ["input: cell_type", "representation: cell_type"]
+    np.testing.assert_array_equal(adata_counts.X, x_before)
+    pd.testing.assert_frame_equal(adata_counts.obs, obs_before)
+    assert set(adata_counts.uns) == uns_before
+    assert set(adata_counts.obsm) - obsm_before == {"X_umap_input", "X_umap_scdeconv"}
+    assert adata_counts.obsm["X_umap_input"].shape == (adata_counts.n_obs, 2)
+    assert not adata_counts.obsp.keys()
+
+
+@pytest.mark.slow
+def test_embedding_comparison_real_umap_separates_groups(adata_counts):
+    pl.embedding_comparison(adata_counts, show=False)
+    assert not adata_counts.obsp.keys() and "neighbors" not in adata_counts.uns
+    mep = (adata_counts.obs["cell_type"] == "MEP").to_numpy()
+    for basis in ("X_umap_input", "X_umap_scdeconv"):
+        coords = adata_counts.obsm[basis]
+        assert np.isfinite(coords).all()
+        gap = np.linalg.norm(coords[mep].mean(0) - coords[~mep].mean(0))
+        spread = max(coords[mep].std(0).max(), coords[~mep].std(0).max())
+        assert gap > 2 * spread
+
+
+def _cached(adata: ad.AnnData) -> ad.AnnData:
+    rng = np.random.default_rng(2)
+    adata.obsm["X_umap_input"] = rng.normal(size=(adata.n_obs, 2))
+    adata.obsm["X_umap_scdeconv"] = rng.normal(size=(adata.n_obs, 2))
+    return adata
+
+
+def test_embedding_comparison_reuses_cache_unless_recompute(adata_counts, monkeypatch):
+    adata = _cached(adata_counts)
+    calls = []
+
+    def fake(adata, **kwargs):
+        calls.append(kwargs)
+        return np.zeros((adata.n_obs, 2))
+
+    monkeypatch.setattr(_embedding_comparison, "input_umap", fake)
+    monkeypatch.setattr(_embedding_comparison, "representation_umap", fake)
+    cached = adata.obsm["X_umap_input"].copy()
+    pl.embedding_comparison(adata, show=False)
+    assert calls == []
+    np.testing.assert_array_equal(adata.obsm["X_umap_input"], cached)
+    axes = pl.embedding_comparison(adata, color=["cell_type", "g3"], recompute=True, show=False)
+    assert len(calls) == 2
+    assert len(axes) == 4
+    assert [a.get_title() for a in axes[:2]] == ["input: cell_type", "representation: cell_type"]
+    assert not np.any(adata.obsm["X_umap_input"])
+
+
+def test_embedding_comparison_ax_and_save(adata_counts, tmp_path):
+    adata = _cached(adata_counts)
+    _, (left, right) = plt.subplots(1, 2)
+    axes = pl.embedding_comparison(adata, ax=[left, right], show=False, save=tmp_path / "umaps.png")
+    assert axes == [left, right]
+    assert [a.get_title() for a in axes] == ["input", "representation"]
+    assert (tmp_path / "umaps.png").exists()
+    with pytest.raises(ValueError, match="two per colour"):
+        pl.embedding_comparison(adata, ax=[left], show=False)
+
+
+def test_looks_like_counts():
+    assert _embedding_comparison.looks_like_counts(np.array([[0.0, 2.0], [5.0, 1.0]]))
+    assert not _embedding_comparison.looks_like_counts(np.log1p(np.array([[0.0, 2.0], [5.0, 1.0]])))
