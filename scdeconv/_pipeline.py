@@ -12,6 +12,7 @@ from anndata import AnnData
 
 from . import pl, pp, tl
 from ._report import write_report
+from .tl._groups import two_group_labels
 
 FIGURES = {
     "panel a: UMAP of the input": "panel_a_input_umap.png",
@@ -71,6 +72,7 @@ def run_pipeline(
         timings[step] = now - start
         start = now
 
+    two_group_labels(adata, groupby, group1, group2)  # fail on bad groups before minutes of training
     pp.select_genes(adata, gene_sets=gene_sets, mode=gene_mode, layer=layer, species=species)
     lap("select genes")
     tl.train_autoencoder(adata, layer=layer, max_epochs=max_epochs, seed=seed, progress=progress)

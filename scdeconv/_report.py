@@ -9,6 +9,12 @@ from .get import group_diff_df, impact_df
 from .scoring import visible_nodes
 
 
+SCORE_TEXT = {
+    "median": "per-cell median over each set's genes, mean over cells (the paper's score)",
+    "enrichment": "expression-matched enrichment of each set's genes per node (Stouffer z)",
+}
+
+
 def _short(name: str) -> str:
     return name.removeprefix("HALLMARK_")
 
@@ -16,12 +22,14 @@ def _short(name: str) -> str:
 def node_table(adata: AnnData, *, key: str = IMPACT_KEY, n_sets: int = 3, threshold: float = 0.7) -> list[str]:
     """Markdown rows: each node shown in the heatmap, with its top gene sets by scaled impact."""
     table = impact_df(adata, key)
+    # Enrichment z-scores compare across nodes as they are; the paper's median only after scaling.
+    order = ["impact", "scaled"] if adata.uns[key]["params"]["score"] == "enrichment" else ["scaled", "impact"]
     wide = table.pivot(index="node", columns="gene_set", values="scaled")
     shown = visible_nodes(wide, threshold)
-    rows = ["| node | top gene sets (scaled impact; rank of this node for the set) |", "|---|---|"]
+    rows = ["| node | top gene sets (impact, scaled; rank of this node for the set) |", "|---|---|"]
     for node in sorted(shown, key=lambda n: int(n.split("_")[-1])):
-        top = table[table["node"] == node].nlargest(n_sets, ["scaled", "impact"])
-        cells = ", ".join(f"{_short(r.gene_set)} ({r.scaled:.2f}; #{r.rank})" for r in top.itertuples())
+        top = table[table["node"] == node].nlargest(n_sets, order)
+        cells = ", ".join(f"{_short(r.gene_set)} ({r.impact:.3g}, {r.scaled:.2f}; #{r.rank})" for r in top.itertuples())
         rows.append(f"| {node} | {cells} |")
     return rows
 
@@ -64,14 +72,13 @@ def write_report(
         f"{params['likelihood']} likelihood, orthogonality penalty {params['ortho_penalty']}.",
         f"- {params['n_epochs']} epochs (best {params['best_epoch']}, validation loss "
         f"{history['val_loss'].min():.4f}); {int(stats['dead'].sum())} dead nodes.",
-        f"- Impact: {impact['params']['method']} saliency, median over each set's genes, mean over cells "
-        f"(Kinalis et al. 2019); {impact['impact'].shape[1]} gene sets ({impact['params']['gene_sets']}, "
-        f"{impact['params']['species']}).",
+        f"- Impact: {impact['params']['method']} attributions, {SCORE_TEXT[impact['params']['score']]}; "
+        f"{impact['impact'].shape[1]} gene sets ({impact['params']['gene_sets']}, {impact['params']['species']}).",
         "",
         "## Which gene sets explain each node (panel d)",
-        "Scaled impact is min-max scaled per gene set across nodes, as in the paper; nodes with no scaled "
-        "score above 0.7 and dead nodes are hidden. The paper's score has no null model: treat it as a "
-        "ranking, not a test.",
+        "Impact as scored; scaled: min-max per gene set across nodes, as in the paper's heatmap, where nodes "
+        "with no scaled score above 0.7 and dead nodes are hidden. No null model yet: read it as a ranking, "
+        "not a test.",
         "",
         *node_table(adata),
         "",

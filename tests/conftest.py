@@ -28,6 +28,7 @@ def make_counts(n_cells: int = 120, seed: int = 0) -> AnnData:
     mu[np.ix_(group == "mono", np.isin(genes, ifn))] *= 4
     counts = rng.negative_binomial(5, 5 / (5 + mu))
     counts[:, 0] += 3  # no empty cell, and gene 0 always passes the count filter
+    counts[0] += 1  # no empty gene
     adata = AnnData(sparse.csr_matrix(counts.astype(np.float32)))
     adata.var_names = genes
     adata.obs_names = [f"cell{i}" for i in range(n_cells)]
@@ -38,6 +39,12 @@ def make_counts(n_cells: int = 120, seed: int = 0) -> AnnData:
 @pytest.fixture
 def counts_adata() -> AnnData:
     return make_counts()
+
+
+@pytest.fixture
+def counts_factory():
+    """``make_counts`` itself, for tests that need several fresh objects."""
+    return make_counts
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,82 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+import scdeconv as sd
+from scdeconv.genesets import detect_species, hallmark, match_gene_sets, to_gene_sets
+
+
+def test_hallmark_human_and_mouse():
+    human = hallmark("human")
+    mouse = hallmark("mouse")
+    assert len(human) == 50 and set(human) == set(mouse)
+    assert "ALAS2" in human["HALLMARK_HEME_METABOLISM"] and "Alas2" in mouse["HALLMARK_HEME_METABOLISM"]
+    n_human = len({g for genes in human.values() for g in genes})
+    n_mouse = len({g for genes in mouse.values() for g in genes})
+    # MISSION.md: about 4.1k of the 4.4k Hallmark genes have one-to-one mouse orthologs.
+    assert n_human == 4383 and 3900 <= n_mouse <= 4300
+    with pytest.raises(ValueError, match="species must be"):
+        hallmark("zebrafish")
+
+
+def test_read_gmt_round_trip_and_errors(tmp_path):
+    good = tmp_path / "sets.gmt"
+    good.write_text("SET_A\tdesc\tGATA1\tKLF1\nSET_B\tna\tCD14\n")
+    assert sd.read_gmt(good) == {"SET_A": ["GATA1", "KLF1"], "SET_B": ["CD14"]}
+    broken = tmp_path / "broken.gmt"
+    broken.write_text("SET_A\tdesc\tGATA1\nSET_B GATA1 KLF1\n")
+    with pytest.raises(ValueError, match=r"malformed: line\(s\) \[2\]"):
+        sd.read_gmt(broken)
+    empty = tmp_path / "empty.gmt"
+    empty.write_text("")
+    with pytest.raises(ValueError, match="holds no gene sets"):
+        sd.read_gmt(empty)
+    binary = tmp_path / "binary.gmt"
+    binary.write_bytes(b"\x1f\x8b\x08\x00\xff\xfe")
+    with pytest.raises(ValueError, match="not text"):
+        sd.read_gmt(binary)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        sd.read_gmt(tmp_path / "missing.gmt")
+
+
+def test_detect_species():
+    assert detect_species(sd.datasets.paul15().var_names) == "mouse"
+    assert detect_species(["GATA1", "KLF1", "HBB", *hallmark("human")["HALLMARK_E2F_TARGETS"]]) == "human"
+    assert detect_species(["Gene1", "Gene2"]) is None
+
+
+def test_gene_set_forms_agree():
+    as_dict = {"A": ["Gata1", "Klf1"], "B": ["Cd14"]}
+    table = pd.DataFrame({"source": ["A", "A", "B"], "target": ["Gata1", "Klf1", "Cd14"]})
+    assert to_gene_sets(table) == to_gene_sets(as_dict)
+    with pytest.raises(ValueError, match="'source'"):
+        to_gene_sets(pd.DataFrame({"set": ["A"], "gene": ["x"]}))
+    with pytest.raises(TypeError, match="list of gene symbols"):
+        to_gene_sets({"A": "Gata1"})
+
+
+def test_human_sets_translated_for_mouse_data():
+    sets = to_gene_sets({"HEME": hallmark("human")["HALLMARK_HEME_METABOLISM"]}, species="mouse")
+    assert "Alas2" in sets["HEME"]
+
+
+def test_match_is_case_insensitive_and_prefers_exact_case():
+    var_names = ["LPCAT4", "Lpcat4", "Gata1", "Klf1", "Cd14"]
+    indices, sizes = match_gene_sets({"S": ["GATA1", "klf1", "Lpcat4", "Absent"]}, var_names, min_size=3)
+    np.testing.assert_array_equal(indices["S"], [1, 2, 3])
+    assert sizes.loc["S", "n_genes"] == 4 and sizes.loc["S", "n_present"] == 3
+
+
+def test_no_overlap_error():
+    with pytest.raises(ValueError, match="No gene set has at least 3 of its genes"):
+        match_gene_sets({"S": ["Foo1", "Foo2", "Foo3"]}, ["Gata1", "Klf1"])
+
+
+def test_mouse_sets_on_human_data_are_refused():
+    from scdeconv.tl._gene_set_input import resolve_gene_sets
+
+    human_genes = np.array(hallmark("human")["HALLMARK_E2F_TARGETS"])
+    with pytest.raises(ValueError, match="mouse symbols but the data look human"):
+        resolve_gene_sets(hallmark("mouse"), human_genes, species=None, min_size=3)
+    with pytest.raises(ValueError, match="Pass species='human'"):
+        resolve_gene_sets("hallmark", human_genes, species="mouse", min_size=3)

@@ -1,0 +1,55 @@
+"""Scientific checks on the simulator, whose planted programs are known."""
+
+import numpy as np
+import pytest
+from sklearn.metrics import average_precision_score
+
+import scdeconv as sd
+
+
+@pytest.fixture(scope="module")
+def simulated():
+    # 1,500 cells x 1,200 genes keeps training near 20 s on 2 CPU cores while every planted set
+    # keeps >= 31 genes (the simulator's documented minimum for this panel size).
+    adata = sd.datasets.simulate_hematopoiesis(1500, n_genes=1200, seed=0)
+    sd.pp.select_genes(adata)
+    sd.tl.train_autoencoder(adata, seed=0, progress=False)
+    sd.tl.module_impact(adata, progress=False)
+    return adata
+
+
+def planted(adata) -> set[str]:
+    return {s for sets in adata.uns["simulation"]["planted_sets"].values() for s in sets}
+
+
+def test_each_group_planted_sets_lead_its_group_diff(simulated):
+    # Each group has 2 planted sets; both must be among its 3 largest differences vs the rest.
+    # Measured on seeds 0, 1 and 2 (1,500 cells): every planted set ranked 1st or 2nd, so a
+    # top-3 bound leaves one rank of slack; the paper's median/guided variant ranked most of
+    # them below 5th on 2,500 cells, so this bound does separate the two.
+    for group, sets in simulated.uns["simulation"]["planted_sets"].items():
+        sd.tl.group_diff(simulated, "group", group, progress=False, key_added="diff_check")
+        top3 = list(simulated.uns["diff_check"]["set_scores"].index[:3])
+        missing = [s for s in sets if s not in top3]
+        assert not missing, f"{group}: {missing} not in top 3 {top3}"
+        assert (simulated.uns["diff_check"]["set_scores"].loc[list(sets), "max_diff"] > 0).all()
+
+
+def test_each_planted_set_leads_some_node(simulated):
+    # Planted sets come in pairs co-activated in one group, so one node can carry both: we ask
+    # that each planted set be among the 2 best-scoring sets of some live node (on seeds 0-2,
+    # 9-12 of 12 were the single best set of some node).
+    result = simulated.uns["scdeconv_impact"]
+    live = result["impact"].loc[~result["node_stats"]["dead"].to_numpy()]
+    top2 = {s for _, row in live.iterrows() for s in row.nlargest(2).index}
+    assert planted(simulated) <= top2, sorted(planted(simulated) - top2)
+
+
+def test_planted_sets_rank_above_never_planted(simulated):
+    # AUPRC of the best node score per set, planted (12) vs clean negatives (11 sets whose genes
+    # are never perturbed). Measured 0.98 on seeds 0-2; chance is 12/23 = 0.52.
+    impact = simulated.uns["scdeconv_impact"]["impact"]
+    negatives = set(simulated.uns["simulation"]["negative_sets"])
+    sets = [s for s in impact.columns if s in planted(simulated) or s in negatives]
+    labels = np.array([s in planted(simulated) for s in sets])
+    assert average_precision_score(labels, impact[sets].max().to_numpy()) >= 0.9

@@ -1,0 +1,191 @@
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from anndata import read_h5ad
+
+import scdeconv as sd
+from scdeconv._model_store import load_model
+from scdeconv._module.saliency import jacobian
+
+FAST = dict(n_latent=8, n_hidden=(16,), max_epochs=4, batch_size=32, progress=False)
+
+
+def test_train_writes_documented_slots(counts_adata):
+    sd.tl.train_autoencoder(counts_adata, **FAST)
+    assert counts_adata.obsm["X_scdeconv"].shape == (counts_adata.n_obs, 8)
+    model = counts_adata.uns["scdeconv"]
+    assert list(model["history"].columns) == ["epoch", "train_loss", "val_loss"]
+    assert len(model["history"]) == model["params"]["n_epochs"] <= 4
+    assert model["params"]["ortho_penalty"] == 0.05 and model["params"]["likelihood"] == "poisson"
+    assert len(model["params"]["validation_cells"]) == int(np.ceil(0.05 * counts_adata.n_obs))
+    np.testing.assert_array_equal(model["var_names"], counts_adata.var_names)
+
+
+def test_copy_leaves_input_untouched(counts_adata):
+    before = counts_adata.copy()
+    trained = sd.tl.train_autoencoder(counts_adata, copy=True, **FAST)
+    assert "X_scdeconv" in trained.obsm and "scdeconv" in trained.uns
+    assert not counts_adata.obsm and not counts_adata.uns
+    assert (counts_adata.X != before.X).nnz == 0
+    pd.testing.assert_frame_equal(counts_adata.obs, before.obs)
+    impact = sd.tl.module_impact(trained, copy=True, progress=False)
+    assert "scdeconv_impact" in impact.uns and "scdeconv_impact" not in trained.uns
+
+
+def test_same_seed_same_result_other_seed_differs(counts_factory):
+    runs = [counts_factory() for _ in range(3)]
+    for adata, seed in zip(runs, (0, 0, 1), strict=True):
+        sd.tl.train_autoencoder(adata, seed=seed, **FAST)
+        sd.tl.module_impact(adata, progress=False)
+    np.testing.assert_array_equal(runs[0].obsm["X_scdeconv"], runs[1].obsm["X_scdeconv"])
+    pd.testing.assert_frame_equal(runs[0].uns["scdeconv_impact"]["impact"], runs[1].uns["scdeconv_impact"]["impact"])
+    assert not np.allclose(runs[0].obsm["X_scdeconv"], runs[2].obsm["X_scdeconv"])
+
+
+@pytest.mark.parametrize("likelihood", ["nb", "mse"])
+def test_other_likelihoods_train(counts_adata, likelihood):
+    sd.tl.train_autoencoder(counts_adata, likelihood=likelihood, **FAST)
+    assert np.isfinite(counts_adata.uns["scdeconv"]["history"]["val_loss"]).all()
+    assert load_model(counts_adata)[0].likelihood == likelihood
+
+
+def test_h5ad_round_trip_keeps_model_and_scores(trained_adata, tmp_path):
+    path = tmp_path / "trained.h5ad"
+    trained_adata.write_h5ad(path)
+    back = read_h5ad(path)
+    for key in ("impact", "node_stats"):
+        pd.testing.assert_frame_equal(back.uns["scdeconv_impact"][key], trained_adata.uns["scdeconv_impact"][key])
+    # The reloaded model recomputes the same scores and the same representation.
+    sd.tl.module_impact(back, progress=False, key_added="again")
+    pd.testing.assert_frame_equal(back.uns["again"]["impact"], trained_adata.uns["scdeconv_impact"]["impact"])
+    module, _ = load_model(back)
+    x = module.prepare_input(torch.from_numpy(back.X[:5].toarray()))
+    np.testing.assert_allclose(
+        module.encode(x).detach().numpy(), trained_adata.obsm["X_scdeconv"][:5], rtol=1e-5, atol=1e-7
+    )
+
+
+def test_median_score_matches_hand_computation(trained_adata):
+    """The paper's impact: per-cell median |guided saliency| over the set's genes, mean over cells."""
+    adata = sd.tl.module_impact(trained_adata, method="guided", score="median", copy=True, progress=False)
+    result = adata.uns["scdeconv_impact"]
+    module, genes = load_model(adata)
+    x = module.prepare_input(torch.from_numpy(adata.X.toarray()))
+    saliency = jacobian(module, x, guided=True).abs().numpy()  # cells x nodes x genes, fine for a toy
+    for name, members in result["gene_sets"].items():
+        cols = pd.Index(genes).get_indexer(members)
+        expected = np.median(saliency[:, :, cols], axis=2).mean(axis=0)
+        np.testing.assert_allclose(result["impact"][name].to_numpy(), expected, rtol=1e-5)
+
+
+def test_enrichment_score_is_binned_stouffer(trained_adata):
+    result = trained_adata.uns["scdeconv_impact"]
+    module, genes = load_model(trained_adata)
+    x = module.prepare_input(torch.from_numpy(trained_adata.X.toarray()))
+    profile = (jacobian(module, x, guided=False) * x.unsqueeze(1)).abs().mean(dim=0).numpy()
+    np.testing.assert_allclose(result["gene_mean"], x.mean(dim=0).numpy(), rtol=1e-5)
+    bins = sd.scoring.expression_bins(x.mean(dim=0).numpy(), 10)
+    for name, members in result["gene_sets"].items():
+        cols = pd.Index(genes).get_indexer(members)
+        z = np.zeros_like(profile)
+        for b in np.unique(bins):
+            block = profile[:, bins == b]
+            z[:, bins == b] = (block - block.mean(1, keepdims=True)) / block.std(1, keepdims=True)
+        np.testing.assert_allclose(result["impact"][name], z[:, cols].sum(1) / np.sqrt(len(cols)), rtol=1e-4, atol=1e-6)
+
+
+def test_groupby_and_group_diff(trained_adata):
+    adata = sd.tl.module_impact(trained_adata, groupby="group", copy=True, progress=False)
+    assert set(adata.uns["scdeconv_impact"]["impact_by_group"]) == {"ery", "mono"}
+    result = trained_adata.uns["scdeconv_group_diff"]
+    assert result["params"]["group1"] == "ery" and result["params"]["group2"] == "rest"
+    assert result["params"]["n_cells1"] + result["params"]["n_cells2"] == trained_adata.n_obs
+    scaled = result["scaled_diff"].to_numpy()
+    assert np.isclose(np.abs(scaled).max(), 1.0)
+    table = sd.get.group_diff_df(trained_adata, threshold=0.0)
+    assert {"node", "gene_set", "diff", "scaled_diff"} <= set(table.columns)
+
+
+def test_median_group_diff_is_difference_of_group_impacts(trained_adata):
+    adata = sd.tl.module_impact(trained_adata, method="guided", score="median", copy=True, progress=False)
+    sd.tl.group_diff(adata, "group", "ery", "mono", progress=False)
+    result = adata.uns["scdeconv_group_diff"]
+    ery = sd.tl.module_impact(
+        adata[adata.obs["group"] == "ery"].copy(), method="guided", score="median", copy=True, progress=False
+    )
+    pd.testing.assert_frame_equal(
+        result["impact_group1"], ery.uns["scdeconv_impact"]["impact"], check_exact=False, rtol=1e-5
+    )
+    pd.testing.assert_frame_equal(result["diff"], result["impact_group1"] - result["impact_group2"])
+
+
+class TestErrors:
+    def test_non_count_input_names_layer(self, counts_adata):
+        counts_adata.X = counts_adata.X.log1p()
+        with pytest.raises(ValueError, match=r"non-integer.*layer="):
+            sd.tl.train_autoencoder(counts_adata, **FAST)
+
+    def test_negative_values(self, counts_adata):
+        counts_adata.X = counts_adata.X.toarray() - 1
+        with pytest.raises(ValueError, match="negative values"):
+            sd.tl.train_autoencoder(counts_adata, **FAST)
+
+    def test_nan(self, counts_adata):
+        counts_adata.X = counts_adata.X.toarray()
+        counts_adata.X[3, 4] = np.nan
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            sd.tl.train_autoencoder(counts_adata, **FAST)
+
+    def test_missing_layer(self, counts_adata):
+        with pytest.raises(KeyError, match="Layer 'counts' not found"):
+            sd.tl.train_autoencoder(counts_adata, layer="counts", **FAST)
+
+    def test_impact_before_training(self, counts_adata):
+        with pytest.raises(KeyError, match=r"Run `sd.tl.train_autoencoder\(adata\)` first"):
+            sd.tl.module_impact(counts_adata)
+
+    def test_group_diff_before_impact(self, counts_adata):
+        sd.tl.train_autoencoder(counts_adata, **FAST)
+        with pytest.raises(KeyError, match=r"Run `sd.tl.module_impact\(adata\)` first"):
+            sd.tl.group_diff(counts_adata, "group", "ery")
+
+    def test_unknown_and_tiny_groups(self, trained_adata):
+        with pytest.raises(ValueError, match=r"Group\(s\) \['ERY'\] not found.*'ery', 'mono'"):
+            sd.tl.group_diff(trained_adata, "group", "ERY", copy=True)
+        with pytest.raises(KeyError, match="groupby 'celltype' is not a column"):
+            sd.tl.group_diff(trained_adata, "celltype", "ery", copy=True)
+        adata = trained_adata.copy()
+        adata.obs["one"] = ["a"] + ["b"] * (adata.n_obs - 1)
+        with pytest.raises(ValueError, match="group1 has 1 cells"):
+            sd.tl.group_diff(adata, "one", "a")
+
+    def test_no_gene_set_overlap(self, trained_adata):
+        with pytest.raises(ValueError, match="No gene set has at least 3"):
+            sd.tl.module_impact(trained_adata, gene_sets={"S": ["Foo1", "Foo2", "Foo3"]}, copy=True)
+
+    def test_model_genes_missing_after_subsetting(self, trained_adata):
+        subset = trained_adata[:, 5:].copy()
+        with pytest.raises(ValueError, match="subset or re-indexed after training"):
+            sd.tl.module_impact(subset, progress=False)
+
+    def test_batch_larger_than_training_set(self, counts_adata):
+        with pytest.raises(ValueError, match="batch_size=500 exceeds"):
+            sd.tl.train_autoencoder(counts_adata, batch_size=500, progress=False)
+
+    def test_empty_cells(self, counts_adata):
+        counts_adata.X = counts_adata.X.toarray()
+        counts_adata.X[7] = 0
+        with pytest.raises(ValueError, match="cells have no counts.*filter_cells"):
+            sd.tl.train_autoencoder(counts_adata, **FAST)
+
+    def test_duplicated_symbols(self, counts_adata):
+        counts_adata.var_names = ["Gata1"] * 2 + list(counts_adata.var_names[2:])
+        with pytest.raises(ValueError, match="var_names_make_unique"):
+            sd.tl.train_autoencoder(counts_adata, **FAST)
+
+    def test_bad_score_and_method(self, trained_adata):
+        with pytest.raises(ValueError, match="score must be one of"):
+            sd.tl.module_impact(trained_adata, score="mean", copy=True)
+        with pytest.raises(ValueError, match="method must be one of"):
+            sd.tl.module_impact(trained_adata, method="lrp", copy=True, progress=False)
