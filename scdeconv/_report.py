@@ -8,7 +8,6 @@ from ._keys import GROUP_DIFF_KEY, IMPACT_KEY, MODEL_KEY
 from .get import group_diff_df, impact_df
 from .scoring import visible_nodes
 
-
 SCORE_TEXT = {
     "median": "per-cell median over each set's genes, mean over cells (the paper's score)",
     "enrichment": "expression-matched enrichment of each set's genes per node (Stouffer z)",

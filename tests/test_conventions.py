@@ -27,7 +27,7 @@ def test_tool_signature(func):
 @pytest.mark.parametrize("func", PLOTS, ids=lambda f: f.__name__)
 def test_plot_signature(func):
     params = inspect.signature(func).parameters
-    assert list(params)[0] == "adata"
+    assert next(iter(params)) == "adata"
     for name in ("ax", "show", "save"):
         assert params[name].kind is inspect.Parameter.KEYWORD_ONLY and params[name].default is None
 

@@ -29,5 +29,5 @@ def test_modes_and_subset(counts_adata):
 
 def test_rejects_normalised_data(counts_adata):
     counts_adata.X = counts_adata.X.multiply(1 / 3).tocsr()
-    with pytest.raises(ValueError, match="non-integer.*layer="):
+    with pytest.raises(ValueError, match=r"non-integer.*layer="):
         sd.pp.select_genes(counts_adata)

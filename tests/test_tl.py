@@ -176,7 +176,7 @@ class TestErrors:
     def test_empty_cells(self, counts_adata):
         counts_adata.X = counts_adata.X.toarray()
         counts_adata.X[7] = 0
-        with pytest.raises(ValueError, match="cells have no counts.*filter_cells"):
+        with pytest.raises(ValueError, match=r"cells have no counts.*filter_cells"):
             sd.tl.train_autoencoder(counts_adata, **FAST)
 
     def test_duplicated_symbols(self, counts_adata):
