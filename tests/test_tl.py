@@ -92,7 +92,10 @@ def test_enrichment_score_is_binned_stouffer(trained_adata):
         for b in np.unique(bins):
             block = profile[:, bins == b]
             z[:, bins == b] = (block - block.mean(1, keepdims=True)) / block.std(1, keepdims=True)
-        np.testing.assert_allclose(result["impact"][name], z[:, cols].sum(1) / np.sqrt(len(cols)), rtol=1e-4, atol=1e-6)
+        live = ~result["node_stats"]["dead"].to_numpy()
+        expected = z[:, cols].sum(1) / np.sqrt(len(cols))
+        np.testing.assert_allclose(result["impact"][name][live], expected[live], rtol=1e-4, atol=1e-6)
+        assert (result["impact"][name][~live] == 0).all()  # dead nodes score 0, not amplified noise
 
 
 def test_groupby_and_group_diff(trained_adata):

@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 import torch
 from scipy import sparse
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .autoencoder import Autoencoder
 

@@ -13,6 +13,7 @@ from anndata import AnnData
 from matplotlib.axes import Axes
 from scipy import sparse
 
+from .._docs import inject_docs
 from .._keys import LATENT_KEY, model_key_for
 from .._logging import logger
 from .._utils import get_matrix
@@ -90,6 +91,7 @@ def _plotting_adata(adata: AnnData, bases: Mapping[str, np.ndarray], colors: Seq
     return view
 
 
+@inject_docs
 def embedding_comparison(
     adata: AnnData,
     *,
@@ -148,11 +150,7 @@ def embedding_comparison(
         Figure size when a new figure is made; default 4 inches per panel.
     ax
         ``2 * n_colors`` Axes to draw into, row by row (input, representation, ...).
-    show
-        Show the figure; ``None`` shows it only in matplotlib's interactive mode.
-    save
-        ``True`` writes ``sc.settings.figdir / "embedding_comparison.<file_format_figs>"``;
-        a str or path writes that file.
+    {show_save}
 
     Returns
     -------

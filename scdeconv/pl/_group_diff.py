@@ -12,6 +12,7 @@ from anndata import AnnData
 from matplotlib.axes import Axes
 from matplotlib.colors import Colormap, ListedColormap
 
+from .._docs import inject_docs
 from .._keys import GROUP_DIFF_KEY, IMPACT_KEY
 from ..scoring import scaled_difference
 from ._impact_heatmap import default_figsize, draw_table, heatmap_table
@@ -31,6 +32,7 @@ def overlay_values(background: pd.DataFrame, scaled_diff: pd.DataFrame, threshol
     return np.ma.masked_array(np.nan_to_num(diff, nan=0.0), mask=mask)
 
 
+@inject_docs
 def group_diff(
     adata: AnnData,
     *,
@@ -88,13 +90,7 @@ def group_diff(
         Figure size when a new figure is made; default grows with the table.
     title
         Axes title; default ``"<group1> vs <group2>"`` from the recorded parameters.
-    ax
-        Draw into this Axes instead of a new figure.
-    show
-        Show the figure; ``None`` shows it only in matplotlib's interactive mode.
-    save
-        ``True`` writes ``sc.settings.figdir / "group_diff.<file_format_figs>"``;
-        a str or path writes that file.
+    {ax_show_save}
 
     Returns
     -------

@@ -13,6 +13,7 @@ from matplotlib.axes import Axes
 from matplotlib.colors import Colormap
 from scipy.cluster.hierarchy import leaves_list, linkage
 
+from .._docs import inject_docs
 from .._keys import IMPACT_KEY
 from ..scoring import minmax_per_set, visible_nodes
 from ._utils import get_result, savefig_or_show
@@ -118,6 +119,7 @@ def draw_table(ax: Axes, table: pd.DataFrame, *, strip_prefix: bool, **imshow_kw
     ax.set_ylabel("node")
 
 
+@inject_docs
 def impact_heatmap(
     adata: AnnData,
     *,
@@ -167,13 +169,7 @@ def impact_heatmap(
         Figure size when a new figure is made; default grows with the table.
     title
         Axes title; default ``"gene-set impact per node"``.
-    ax
-        Draw into this Axes instead of a new figure.
-    show
-        Show the figure; ``None`` shows it only in matplotlib's interactive mode.
-    save
-        ``True`` writes ``sc.settings.figdir / "impact_heatmap.<file_format_figs>"``;
-        a str or path writes that file.
+    {ax_show_save}
 
     Returns
     -------

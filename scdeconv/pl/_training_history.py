@@ -9,12 +9,14 @@ import pandas as pd
 from anndata import AnnData
 from matplotlib.axes import Axes
 
+from .._docs import inject_docs
 from .._keys import MODEL_KEY
 from ._utils import get_result, savefig_or_show
 
 __all__ = ["training_history"]
 
 
+@inject_docs
 def training_history(
     adata: AnnData,
     *,
@@ -41,13 +43,7 @@ def training_history(
         Figure size when a new figure is made.
     title
         Axes title; default ``"training history"``.
-    ax
-        Draw into this Axes instead of a new figure.
-    show
-        Show the figure; ``None`` shows it only in matplotlib's interactive mode.
-    save
-        ``True`` writes ``sc.settings.figdir / "training_history.<file_format_figs>"``;
-        a str or path writes that file.
+    {ax_show_save}
 
     Returns
     -------

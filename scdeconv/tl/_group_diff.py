@@ -121,7 +121,11 @@ def group_diff(
         profiles = sums.mean("attribution")
         shift = binned_zscores(log_ratio(profiles[0], profiles[1]), bins)
         diff = pd.DataFrame(set_enrichment(shift, set_columns), index=nodes, columns=names)
-    live = diff.loc[~stored["node_stats"]["dead"].to_numpy()]
+    dead = stored["node_stats"]["dead"].to_numpy()
+    if score == "enrichment":
+        for table in (impact1, impact2, diff):
+            table.loc[dead] = 0.0  # as in module_impact: no amplified noise from dead nodes
+    live = diff.loc[~dead]
     set_scores = pd.DataFrame(
         {
             "max_diff": live.max(axis=0),

@@ -115,7 +115,8 @@ def module_impact(
     ``impact``
         DataFrame nodes (``node_0 ...``) x gene sets.
     ``node_stats``
-        DataFrame per node: ``activation_std``, ``max_impact``, ``dead``.
+        DataFrame per node: ``activation_std``, ``max_impact``, ``dead`` (activation nearly
+        constant over cells; such nodes score 0 with ``score="enrichment"``).
     ``gene_set_sizes``
         DataFrame per gene set: ``n_genes``, ``n_present`` in the model.
     ``gene_sets``
@@ -161,6 +162,11 @@ def module_impact(
     gene_mean = None if score == "median" else pooled.mean("inputs")[0]
     bins = None if gene_mean is None else expression_bins(gene_mean, n_bins)
     impact = pd.DataFrame(impact_tables(pooled, set_columns, score, bins)[0], index=nodes, columns=names)
+    stats = node_statistics(_latent(adata, entry, model_key, len(nodes)), impact)
+    if score == "enrichment":
+        # A dead node's attributions are numerically tiny; z-scoring would blow their noise up.
+        impact.loc[stats["dead"].to_numpy()] = 0.0
+        stats["max_impact"] = impact.max(axis=1)
     result = {
         "params": {
             "gene_sets": describe_gene_sets(gene_sets),
@@ -174,7 +180,7 @@ def module_impact(
             "n_cells": int(sums.n_cells.sum()),
         },
         "impact": impact,
-        "node_stats": node_statistics(_latent(adata, entry, model_key, len(nodes)), impact),
+        "node_stats": stats,
         "gene_set_sizes": sizes,
         "gene_sets": {n: genes[indices[n]] for n in names},
     }
@@ -182,6 +188,8 @@ def module_impact(
         result["gene_mean"] = gene_mean
     if groupby is not None:
         per_group = impact_tables(sums, set_columns, score, bins)
+        if score == "enrichment":
+            per_group[:, stats["dead"].to_numpy()] = 0.0
         result["impact_by_group"] = {
             str(c): pd.DataFrame(per_group[i], index=nodes, columns=names) for i, c in enumerate(categories)
         }

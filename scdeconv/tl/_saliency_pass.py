@@ -81,7 +81,7 @@ def saliency_group_sums(
     score
         ``"median"`` sums per-cell set medians; ``"enrichment"`` sums per-gene attributions.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     from .._module.saliency import iter_saliency
     from .._module.training import resolve_device

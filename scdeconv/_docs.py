@@ -1,0 +1,29 @@
+"""Docstring text shared by several public functions, kept once and inserted by :func:`inject_docs`."""
+
+from __future__ import annotations
+
+DOCS = {
+    "ax_show_save": """\
+    ax
+        Draw into this Axes instead of a new figure.
+    show
+        Show the figure; ``None`` shows it only in matplotlib's interactive mode.
+    save
+        ``True`` writes ``sc.settings.figdir / "<function name>.<file_format_figs>"``;
+        a str or path writes that file.""",
+    "show_save": """\
+    show
+        Show the figure; ``None`` shows it only in matplotlib's interactive mode.
+    save
+        ``True`` writes ``sc.settings.figdir / "<function name>.<file_format_figs>"``;
+        a str or path writes that file.""",
+}
+
+
+def inject_docs(func):
+    """Replace ``{name}`` placeholders of :data:`DOCS` in ``func.__doc__`` (other braces are left alone)."""
+    doc = func.__doc__ or ""
+    for name, text in DOCS.items():
+        doc = doc.replace("    {" + name + "}", text)
+    func.__doc__ = doc
+    return func
