@@ -6,6 +6,7 @@ LATENT_KEY = "X_scdeconv"  # adata.obsm: the representation layer, cells x nodes
 MODEL_KEY = "scdeconv"  # adata.uns: params, var_names, weights, history
 IMPACT_KEY = "scdeconv_impact"  # adata.uns: nodes x gene-set impact tables
 GROUP_DIFF_KEY = "scdeconv_group_diff"  # adata.uns: two-group comparison
+ACTIVITY_KEY = "scdeconv_activity"  # adata.obsm: per-cell activity of each gene set, cells x sets
 NODE_GENES_KEY = "scdeconv_node_genes"  # adata.uns: saliency-ranked genes per node
 
 

@@ -33,6 +33,18 @@ def node_table(adata: AnnData, *, key: str = IMPACT_KEY, n_sets: int = 3, thresh
     return rows
 
 
+def encoded_sets(adata: AnnData, *, key: str = IMPACT_KEY, fdr: float = 0.05) -> list[str]:
+    """Markdown rows: gene sets that some node encodes at the given FDR (null model), best first."""
+    stats = adata.uns[key].get("set_stats")
+    if stats is None:
+        return ["(no null model: run `module_impact` with `score='enrichment'`)"]
+    called = stats[stats["fdr"] < fdr]
+    rows = [f"{len(called)} of {len(stats)} gene sets at FDR < {fdr} (max-statistic null over nodes).", ""]
+    rows += ["| gene set | best node | null z | FDR |", "|---|---|---|---|"]
+    rows += [f"| {_short(name)} | {r.best_node} | {r.null_z:.2f} | {r.fdr:.3g} |" for name, r in called.iterrows()]
+    return rows
+
+
 def difference_table(adata: AnnData, *, key: str = GROUP_DIFF_KEY, n_rows: int = 10) -> list[str]:
     """Markdown rows: the largest group differences among the (node, set) pairs panel e shows."""
     table = group_diff_df(adata, key)
@@ -76,10 +88,12 @@ def write_report(
         "",
         "## Which gene sets explain each node (panel d)",
         "Impact as scored; scaled: min-max per gene set across nodes, as in the paper's heatmap, where nodes "
-        "with no scaled score above 0.7 and dead nodes are hidden. No null model yet: read it as a ranking, "
-        "not a test.",
+        "with no scaled score above 0.7 and dead nodes are hidden.",
         "",
         *node_table(adata),
+        "",
+        "## Gene sets encoded by some node",
+        *encoded_sets(adata),
         "",
         f"## {diff['group1']} vs {diff['group2']} (panel e)",
         comparison_note,

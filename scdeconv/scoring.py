@@ -16,13 +16,18 @@ The module also holds the paper's display transforms.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
 __all__ = [
+    "benjamini_hochberg",
     "binned_zscores",
+    "cell_activity",
     "expression_bins",
     "log_ratio",
+    "matched_null",
     "minmax_per_set",
     "scaled_difference",
     "set_enrichment",
@@ -84,3 +89,83 @@ def scaled_difference(diff: pd.DataFrame) -> pd.DataFrame:
     """Scale a difference table by its largest absolute value, to [-1, 1] (the paper's panel e)."""
     top = float(np.nanmax(np.abs(diff.to_numpy()))) if diff.size else 0.0
     return diff / top if top > 0 else diff * 0.0
+
+
+def cell_activity(cell_totals: np.ndarray, bins: np.ndarray, set_columns: list[np.ndarray]) -> np.ndarray:
+    """Per-cell activity of each set: cells x sets.
+
+    ``cell_totals`` holds, per cell and gene, the |attribution| summed over nodes. As for the
+    node scores, each cell's values are z-scored among genes of the same expression bin and
+    Stouffer-summed over the set: positive where the set's genes drive the cell's representation
+    more than expression-matched genes do.
+    """
+    return set_enrichment(binned_zscores(cell_totals, bins), set_columns)
+
+
+@dataclass
+class NullModel:
+    """Null scores of expression-matched random gene sets, summarised (nodes x sets, or per set)."""
+
+    mean: np.ndarray  # nodes x sets: mean null score
+    sd: np.ndarray  # nodes x sets: standard deviation of the null scores
+    n_exceeding: np.ndarray  # nodes x sets: null scores reaching the observed one
+    best_exceeding: np.ndarray  # sets: random sets whose best standardised node score reaches the set's
+    n_null: int
+
+
+def matched_null(
+    z: np.ndarray,
+    bins: np.ndarray,
+    set_columns: list[np.ndarray],
+    *,
+    n_null: int,
+    live: np.ndarray | None = None,
+    seed: int = 0,
+) -> NullModel:
+    """Score random gene sets matched to each set on size and expression bins.
+
+    For each set, ``n_null`` random sets draw, from every expression bin, as many genes (without
+    replacement) as the set has there, and are scored like the set (Stouffer sum of ``z``).
+    Besides per-node summaries, the best standardised score over ``live`` nodes of each random
+    set gives a max-statistic null for the question "does any node encode this set?", which
+    accounts for the number of nodes looked at.
+    """
+    rng = np.random.default_rng(seed)
+    live = np.ones(z.shape[0], dtype=bool) if live is None else np.asarray(live, dtype=bool)
+    members_of = {b: np.flatnonzero(bins == b) for b in np.unique(bins)}
+    observed = set_enrichment(z, set_columns)
+    shape = (z.shape[0], len(set_columns))
+    model = NullModel(
+        mean=np.empty(shape),
+        sd=np.empty(shape),
+        n_exceeding=np.empty(shape, dtype=np.int64),
+        best_exceeding=np.empty(len(set_columns), dtype=np.int64),
+        n_null=n_null,
+    )
+    for s, cols in enumerate(set_columns):
+        draws = []
+        for b, needed in zip(*np.unique(bins[cols], return_counts=True), strict=True):
+            pool = members_of[b]
+            picks = np.argsort(rng.random((n_null, len(pool))), axis=1)[:, :needed]
+            draws.append(pool[picks])
+        random_sets = np.concatenate(draws, axis=1)  # n_null x |S|
+        null = z[:, random_sets].sum(axis=2) / np.sqrt(len(cols))  # nodes x n_null
+        mean, sd = null.mean(axis=1), null.std(axis=1)
+        model.mean[:, s], model.sd[:, s] = mean, sd
+        model.n_exceeding[:, s] = (null >= observed[:, [s]]).sum(axis=1)
+        scale = np.where(sd > 0, sd, np.inf)[:, None]
+        best_null = ((null - mean[:, None]) / scale)[live].max(axis=0, initial=-np.inf)
+        best_observed = ((observed[:, s] - mean) / scale[:, 0])[live].max(initial=-np.inf)
+        model.best_exceeding[s] = (best_null >= best_observed).sum()
+    return model
+
+
+def benjamini_hochberg(pvalues: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (FDR) of any-shaped array; NaNs are left out and kept."""
+    flat = np.asarray(pvalues, dtype=np.float64).ravel()
+    out = np.full_like(flat, np.nan)
+    valid = np.flatnonzero(~np.isnan(flat))
+    order = valid[np.argsort(flat[valid], kind="stable")]
+    ranked = flat[order] * len(order) / np.arange(1, len(order) + 1)
+    out[order] = np.minimum(np.minimum.accumulate(ranked[::-1])[::-1], 1.0)
+    return out.reshape(np.shape(pvalues))

@@ -67,3 +67,40 @@ def test_node_genes_of_the_heme_node_are_planted_heme_genes(simulated):
     ery = {g for s in truth["planted_sets"]["Ery"] for g in truth["program_genes"][s]}
     chance = len(ery & set(simulated.uns["scdeconv"]["var_names"])) / len(simulated.uns["scdeconv"]["var_names"])
     assert len(top & ery) >= 3 * 20 * chance, (sorted(top & ery), chance)
+
+
+def test_null_model_is_calibrated_on_clean_negatives(simulated):
+    # The 11 negative sets' genes are never perturbed: their null z-scores should look standard
+    # normal (measured on seeds 0-2: mean -0.24..-0.05, sd 0.99-1.02) and almost never be called.
+    # Bound: at most 5% of live (node, negative set) pairs at FDR < 0.05 (measured 0.2%).
+    result = simulated.uns["scdeconv_impact"]
+    live = ~result["node_stats"]["dead"].to_numpy()
+    negatives = list(simulated.uns["simulation"]["negative_sets"])
+    z = result["null_z"].loc[live, negatives].to_numpy()
+    assert abs(z.mean()) < 0.5 and 0.7 < z.std() < 1.3
+    assert (result["fdr"].loc[live, negatives] < 0.05).to_numpy().mean() <= 0.05
+    assert (result["set_stats"].loc[negatives, "fdr"] < 0.05).mean() <= 0.1  # at most 1 of 11 sets
+
+
+def test_null_model_power_on_planted_sets(simulated):
+    # Planted sets called (some live node at FDR < 0.05). Issue 4 targets power >= 0.8; measured
+    # 0.83, 0.67 and 0.58 on seeds 0-2, so the target is not met on every seed yet. This bound
+    # (half of the planted sets) guards against regressions of the null model, not the target.
+    fdr = simulated.uns["scdeconv_impact"]["fdr"]
+    called = [fdr[s].min() < 0.05 for s in planted(simulated)]
+    assert np.mean(called) >= 0.5
+
+
+def test_cell_activity_separates_each_group(simulated):
+    # Per-cell activity of a planted set should tell its group from the rest (AUROC measured
+    # 0.96-1.00 on seeds 0-1), and a clean negative set should not (measured 0.44-0.58).
+    from sklearn.metrics import roc_auc_score
+
+    act = sd.get.activity(simulated)
+    groups = simulated.obs["group"].astype(str).to_numpy()
+    negatives = list(simulated.uns["simulation"]["negative_sets"])
+    for group, sets in simulated.uns["simulation"]["planted_sets"].items():
+        for s in sets:
+            assert roc_auc_score(groups == group, act[:, s].X.ravel()) >= 0.9, (group, s)
+        for s in negatives:
+            assert 0.3 < roc_auc_score(groups == group, act[:, s].X.ravel()) < 0.7, (group, s)

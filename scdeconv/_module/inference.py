@@ -19,3 +19,15 @@ def embed(module: Autoencoder, counts, *, batch_size: int = 1024, device: torch.
         x = module.prepare_input(dense_rows(counts, rows, device))
         out[rows] = module.encode(x).cpu().numpy()
     return out
+
+
+@torch.no_grad()
+def input_means(
+    module: Autoencoder, counts, *, batch_size: int = 1024, device: torch.device | str = "cpu"
+) -> np.ndarray:
+    """Mean encoder input (log1p of library-normalised counts) of every gene over all cells."""
+    device = torch.device(device)
+    total = torch.zeros(counts.shape[1], dtype=torch.float64, device=device)
+    for rows in batches(counts.shape[0], batch_size):
+        total += module.prepare_input(dense_rows(counts, rows, device)).sum(dim=0, dtype=torch.float64)
+    return (total / max(counts.shape[0], 1)).cpu().numpy()

@@ -117,7 +117,7 @@ class SaliencyChunk:
     rows: np.ndarray  # row indices of the cells
     set_scores: np.ndarray | None  # (cells, nodes, sets): per-cell median |attribution| over each set
     gene_sums: np.ndarray | None  # (nodes, genes): sum over the batch's cells of |attribution|
-    input_sums: np.ndarray | None  # (genes,): sum over the batch's cells of the encoder input
+    cell_totals: np.ndarray | None  # (cells, genes): sum over nodes of |attribution|
 
 
 def default_chunk_size(n_nodes: int, n_genes: int) -> int:
@@ -135,6 +135,7 @@ def iter_saliency(
     method: Method = "guided",
     set_scores: bool = True,
     gene_sums: bool = False,
+    cell_totals: bool = False,
     chunk_size: int | None = None,
     n_steps: int = 16,
     device: torch.device | str = "cpu",
@@ -152,14 +153,16 @@ def iter_saliency(
     set_scores
         Return per-cell medians of |attribution| over each set's genes (the paper's statistic).
     gene_sums
-        Return per-batch sums of |attribution| for every gene, and of the encoder input.
+        Return per-batch sums over cells of |attribution| for every node and gene.
+    cell_totals
+        Return, for every cell and gene, the sum over nodes of |attribution| (per-cell activity).
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, not {method!r}.")
     device = torch.device(device)
     module.to(device).eval()
     n_genes = counts.shape[1]
-    if gene_sums:
+    if gene_sums or cell_totals:
         columns, local = None, [torch.as_tensor(c, dtype=torch.long, device=device) for c in set_columns]
         width = n_genes
     else:
@@ -178,5 +181,5 @@ def iter_saliency(
             rows=idx,
             set_scores=set_medians(magnitude, local).cpu().numpy() if set_scores else None,
             gene_sums=magnitude.sum(dim=0).cpu().numpy() if gene_sums else None,
-            input_sums=x.sum(dim=0).cpu().numpy() if gene_sums else None,
+            cell_totals=magnitude.sum(dim=1).cpu().numpy() if cell_totals else None,
         )

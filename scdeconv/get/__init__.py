@@ -1,7 +1,8 @@
 """Accessors: tidy DataFrames and objects from results stored in AnnData."""
 
+from ._activity import activity
 from ._group_diff_df import group_diff_df
 from ._impact_df import impact_df
 from ._model import model
 
-__all__ = ["group_diff_df", "impact_df", "model"]
+__all__ = ["activity", "group_diff_df", "impact_df", "model"]

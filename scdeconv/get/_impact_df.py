@@ -14,14 +14,19 @@ def impact_df(adata: AnnData, key: str = IMPACT_KEY, *, drop_dead: bool = True) 
     Returns
     -------
     One row per (node, gene set): ``node``, ``gene_set``, ``impact``, ``scaled`` (min-max per
-    set across nodes, as in the heatmap) and ``rank`` (1 = the set's strongest node), sorted by
-    ``scaled`` then ``impact``, largest first.
+    set across nodes, as in the heatmap), ``rank`` (1 = the set's strongest node) and, when the
+    null model was run, ``null_z``, ``pvalue`` and ``fdr``; sorted by ``scaled`` then
+    ``impact``, largest first.
     """
     stored = stored_impact(adata, key)
     impact = stored["impact"]
-    if drop_dead:
-        impact = impact.loc[~stored["node_stats"]["dead"].to_numpy()]
-    table = pd.DataFrame({"impact": impact.stack(), "scaled": minmax_per_set(impact).stack()})
+    live = ~stored["node_stats"]["dead"].to_numpy() if drop_dead else slice(None)
+    impact = impact.loc[live]
+    columns = {"impact": impact.stack(), "scaled": minmax_per_set(impact).stack()}
+    for name in ("null_z", "pvalue", "fdr"):
+        if name in stored:
+            columns[name] = stored[name].loc[live].stack(future_stack=True)
+    table = pd.DataFrame(columns)
     table.index.names = ["node", "gene_set"]
     table = table.reset_index()
     table["rank"] = table.groupby("gene_set")["impact"].rank(ascending=False, method="min").astype(int)

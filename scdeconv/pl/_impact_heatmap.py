@@ -130,6 +130,8 @@ def impact_heatmap(
     gene_sets: Sequence[str] | str | None = None,
     strip_prefix: bool = True,
     values: str = "impact",
+    fdr: float | None = None,
+    only_significant: bool = False,
     cmap: str | Colormap = "viridis",
     figsize: tuple[float, float] | None = None,
     title: str | None = None,
@@ -163,6 +165,11 @@ def impact_heatmap(
         Drop the ``HALLMARK_`` prefix from the gene-set labels.
     values
         Which nodes x sets table of ``adata.uns[key]`` to draw (default the impact score).
+    fdr
+        Mark with a dot the cells whose null-model FDR (``adata.uns[key]["fdr"]``, from
+        ``score="enrichment"``) is below this value.
+    only_significant
+        With ``fdr``, blank the cells that are not significant instead of marking the others.
     cmap
         Colormap of the scaled scores.
     figsize
@@ -194,7 +201,22 @@ def impact_heatmap(
     owns_figure = ax is None
     if ax is None:
         _, ax = plt.subplots(figsize=figsize or default_figsize(table, strip_prefix), layout="constrained")
+    significant = None
+    if fdr is not None:
+        result = get_result(adata, key, "sd.tl.module_impact(adata)")
+        if "fdr" not in result:
+            raise KeyError(
+                f"adata.uns[{key!r}] has no 'fdr': run `sd.tl.module_impact(adata, score='enrichment')` "
+                "with n_null > 0."
+            )
+        significant = pd.DataFrame(result["fdr"]).loc[table.index, table.columns].to_numpy() < fdr
+        if only_significant:
+            table = table.where(significant)
     draw_table(ax, table, strip_prefix=strip_prefix, cmap=cmap, vmin=0.0, vmax=1.0)
+    if significant is not None and not only_significant:
+        rows, cols = np.nonzero(significant)
+        ax.scatter(cols, rows, s=6, c="white", edgecolors="black", linewidths=0.4, label=f"FDR < {fdr:g}")
+        ax.legend(loc="upper left", bbox_to_anchor=(0, -0.02), fontsize="small", frameon=False)
     colorbar = ax.figure.colorbar(ax.images[-1], ax=ax, shrink=0.6)
     colorbar.set_label(f"scaled {values} (min-max per set)")
     ax.set_title("gene-set impact per node" if title is None else title)

@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from .._keys import IMPACT_KEY, MODEL_KEY, node_names
+from .._keys import ACTIVITY_KEY, IMPACT_KEY, MODEL_KEY, node_names
 from .._logging import logger
 from .._model_store import stored_model
-from ..scoring import SCORES, binned_zscores, expression_bins, set_enrichment
+from ..scoring import SCORES, benjamini_hochberg, binned_zscores, expression_bins, matched_null, set_enrichment
 from ._gene_set_input import describe_gene_sets, resolve_gene_sets
 from ._groups import group_labels
 from ._saliency_pass import GroupSums, saliency_group_sums
@@ -24,6 +24,55 @@ def node_statistics(latent: np.ndarray, impact: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(
         {"activation_std": std.astype(np.float64), "max_impact": max_impact, "dead": dead}, index=impact.index
     )
+
+
+def significance(
+    z: np.ndarray,
+    bins: np.ndarray,
+    set_columns: list[np.ndarray],
+    impact: pd.DataFrame,
+    dead: np.ndarray,
+    *,
+    n_null: int,
+    seed: int,
+) -> dict[str, pd.DataFrame]:
+    """Null-model statistics of enrichment scores against expression-matched random gene sets.
+
+    Per (node, set): ``null_z`` standardises the score by the mean and standard deviation of
+    its random sets; ``pvalue`` is its one-sided normal tail, ``pvalue_empirical`` the share of
+    random sets scoring at least as high (``(1 + k) / (1 + n_null)``), and ``fdr`` the
+    Benjamini-Hochberg adjustment of ``pvalue`` over all live (node, set) pairs; dead nodes get
+    NaN. Per set (``set_stats``): the best live node, its ``null_z``, and a max-statistic
+    p-value (how often a random set's best node does as well) with its BH ``fdr`` over sets.
+    """
+    from scipy.stats import norm
+
+    null = matched_null(z, bins, set_columns, n_null=n_null, live=~dead, seed=seed)
+    null_z = (impact.to_numpy() - null.mean) / np.where(null.sd > 0, null.sd, np.inf)
+    null_z[dead] = np.nan
+    pvalue = norm.sf(null_z)
+    empirical = np.where(dead[:, None], np.nan, (1 + null.n_exceeding) / (1 + n_null))
+
+    def frame(values: np.ndarray) -> pd.DataFrame:
+        return pd.DataFrame(values, index=impact.index, columns=impact.columns)
+
+    set_pvalue = (1 + null.best_exceeding) / (1 + n_null)
+    live_z = frame(null_z).loc[~dead]
+    set_stats = pd.DataFrame(
+        {
+            "best_node": live_z.idxmax(axis=0),
+            "null_z": live_z.max(axis=0),
+            "pvalue": set_pvalue,
+            "fdr": benjamini_hochberg(set_pvalue),
+        }
+    )
+    return {
+        "null_z": frame(null_z),
+        "pvalue": frame(pvalue),
+        "pvalue_empirical": frame(empirical),
+        "fdr": frame(benjamini_hochberg(pvalue)),
+        "set_stats": set_stats.sort_values(["fdr", "null_z"], ascending=[True, False]),
+    }
 
 
 def impact_tables(sums: GroupSums, set_columns: list[np.ndarray], score: str, bins: np.ndarray | None) -> np.ndarray:
@@ -44,6 +93,9 @@ def module_impact(
     species: str | None = None,
     min_size: int = 3,
     n_bins: int = 10,
+    n_null: int = 1000,
+    seed: int = 0,
+    activity_key: str | None = ACTIVITY_KEY,
     model_key: str = MODEL_KEY,
     chunk_size: int | None = None,
     device: str = "auto",
@@ -69,9 +121,18 @@ def module_impact(
         magnitude: it mostly follows each node's overall gain and is interpretable only after
         the per-set min-max scaling of :func:`scdeconv.pl.impact_heatmap`.
 
-    On the package's simulator (2,500 cells, 12 planted Hallmark sets in 6 groups) the default
-    ranked planted sets with an AUPRC of about 0.8 (paper's variant about 0.2) and put every
-    group's planted sets in its top 3 group differences (paper's variant: 1 in 6).
+    **What the enrichment score means.** A score of 3 for (node, set) says: the set's genes
+    drive this node about three standard errors more than random genes of the same expression
+    levels would. Its significance comes from a null model: ``n_null`` random gene sets with the
+    set's size and expression-bin composition are scored on the same node, giving ``null_z``, a
+    one-sided ``pvalue`` (normal tail of the null), an empirical p-value and a Benjamini-Hochberg
+    ``fdr`` over all live (node, set) pairs. Random genes are treated as exchangeable, so
+    co-regulated genes outside any program can still inflate scores (a competitive null, as in
+    GSEA's gene permutation); read small FDRs of large, overlapping sets with that in mind.
+
+    On the package's simulator (2,500 cells, 12 planted Hallmark sets in 6 groups, three seeds)
+    the default ranked planted sets with an AUPRC of 0.89 (paper's variant 0.21) and put every
+    group's planted sets in its top 3 group differences (paper's variant: 1 in 12).
 
     Parameters
     ----------
@@ -94,7 +155,14 @@ def module_impact(
     min_size
         Gene sets with fewer genes in the model are dropped.
     n_bins
-        Expression bins for ``score="enrichment"``.
+        Expression bins for ``score="enrichment"``, its null model and the per-cell activity.
+    n_null
+        Random expression-matched gene sets per (node, set) for the null model
+        (``score="enrichment"`` only; ``0`` skips it).
+    seed
+        Seeds the random gene sets.
+    activity_key
+        ``obsm`` key for the per-cell activity of each gene set; ``None`` skips it.
     model_key
         ``uns`` key of the model written by :func:`scdeconv.tl.train_autoencoder`.
     chunk_size
@@ -122,11 +190,21 @@ def module_impact(
     ``gene_sets``
         Set name -> the model genes that were scored (reused by :func:`scdeconv.tl.group_diff`).
     ``gene_mean``
-        Mean encoder input of each model gene (defines the expression bins; ``"enrichment"``).
+        Mean encoder input of each model gene (defines the expression bins).
+    ``null_z``, ``pvalue``, ``pvalue_empirical``, ``fdr``
+        DataFrames nodes x gene sets from the null model (``score="enrichment"``, ``n_null > 0``);
+        NaN for dead nodes.
+    ``set_stats``
+        DataFrame per gene set: ``best_node``, its ``null_z``, and a max-statistic ``pvalue``
+        and ``fdr`` for "some node encodes this set" (best first).
     ``impact_by_group``
         With ``groupby``: category -> DataFrame nodes x gene sets.
     ``params``
         The arguments and ``species``, ``model_key``, ``n_cells``.
+
+    and ``adata.obsm['scdeconv_activity' | activity_key]``: DataFrame cells x gene sets, the
+    per-cell activity (:func:`scdeconv.scoring.cell_activity`); :func:`scdeconv.get.activity`
+    returns it as an AnnData.
 
     Examples
     --------
@@ -156,11 +234,12 @@ def module_impact(
         chunk_size=chunk_size,
         device=device,
         progress=progress,
+        activity=activity_key is not None,
+        n_bins=n_bins,
     )
     nodes = node_names(int(entry["params"]["n_latent"]))
     pooled = sums.pooled()
-    gene_mean = None if score == "median" else pooled.mean("inputs")[0]
-    bins = None if gene_mean is None else expression_bins(gene_mean, n_bins)
+    bins = expression_bins(sums.gene_mean, n_bins)
     impact = pd.DataFrame(impact_tables(pooled, set_columns, score, bins)[0], index=nodes, columns=names)
     stats = node_statistics(_latent(adata, entry, model_key, len(nodes)), impact)
     if score == "enrichment":
@@ -176,6 +255,8 @@ def module_impact(
             "species": species,
             "min_size": int(min_size),
             "n_bins": int(n_bins),
+            "n_null": int(n_null) if score == "enrichment" else 0,
+            "seed": int(seed),
             "model_key": model_key,
             "n_cells": int(sums.n_cells.sum()),
         },
@@ -183,9 +264,13 @@ def module_impact(
         "node_stats": stats,
         "gene_set_sizes": sizes,
         "gene_sets": {n: genes[indices[n]] for n in names},
+        "gene_mean": sums.gene_mean,
     }
-    if gene_mean is not None:
-        result["gene_mean"] = gene_mean
+    if score == "enrichment" and n_null > 0:
+        z = binned_zscores(pooled.mean("attribution")[0], bins)
+        result.update(significance(z, bins, set_columns, impact, stats["dead"].to_numpy(), n_null=n_null, seed=seed))
+    if activity_key is not None:
+        adata.obsm[activity_key] = pd.DataFrame(sums.activity, index=adata.obs_names, columns=names)
     if groupby is not None:
         per_group = impact_tables(sums, set_columns, score, bins)
         if score == "enrichment":
@@ -194,6 +279,8 @@ def module_impact(
             str(c): pd.DataFrame(per_group[i], index=nodes, columns=names) for i, c in enumerate(categories)
         }
     adata.uns[key_added] = result
+    if activity_key is not None:
+        logger.info("Added adata.obsm[%r]: per-cell activity of %d gene sets.", activity_key, len(names))
     n_dead = int(result["node_stats"]["dead"].sum())
     logger.info(
         "Added adata.uns[%r]: %d nodes x %d gene sets (%d dead nodes).", key_added, len(nodes), len(names), n_dead

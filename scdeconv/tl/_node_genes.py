@@ -72,7 +72,7 @@ def node_genes(
         device=device,
         progress=progress,
     )
-    bins = expression_bins(sums.mean("inputs")[0], n_bins)
+    bins = expression_bins(sums.gene_mean, n_bins)
     z = binned_zscores(sums.mean("attribution")[0], bins)
     n_top = min(n_top, len(genes))
     order = np.argsort(-z, axis=1, kind="stable")[:, :n_top]

@@ -15,6 +15,7 @@ from anndata import AnnData
 
 from .._model_store import load_model, stored_model
 from .._utils import as_row_matrix, check_counts, columns_of, get_matrix, select_columns
+from ..scoring import cell_activity, expression_bins
 
 
 @dataclass
@@ -22,14 +23,16 @@ class GroupSums:
     """Per-group sums over cells, and cells per group.
 
     ``set_medians`` (groups, nodes, sets): per-cell set medians of |attribution| (``"median"``);
-    ``attribution`` (groups, nodes, genes): |attribution| per gene and ``inputs`` (groups, genes):
-    encoder input per gene (``"enrichment"``).
+    ``attribution`` (groups, nodes, genes): |attribution| per gene (``"enrichment"``). Beside the
+    sums: ``gene_mean``, the mean encoder input of each gene over all cells (expression bins),
+    and ``activity`` (cells, sets), the per-cell activity of each set when asked for.
     """
 
     n_cells: np.ndarray
     set_medians: np.ndarray | None = None
     attribution: np.ndarray | None = None
-    inputs: np.ndarray | None = None
+    gene_mean: np.ndarray | None = None
+    activity: np.ndarray | None = None
 
     def mean(self, name: str) -> np.ndarray:
         """Per-group means of one of the summed quantities."""
@@ -38,9 +41,11 @@ class GroupSums:
 
     def pooled(self) -> GroupSums:
         """All groups summed into one (exact: sums and counts, not averages of averages)."""
-        fields = ("set_medians", "attribution", "inputs")
+        fields = ("set_medians", "attribution")
         return GroupSums(
             n_cells=self.n_cells.sum(keepdims=True),
+            gene_mean=self.gene_mean,
+            activity=self.activity,
             **{f: getattr(self, f).sum(axis=0, keepdims=True) for f in fields if getattr(self, f) is not None},
         )
 
@@ -69,6 +74,8 @@ def saliency_group_sums(
     chunk_size: int | None,
     device: str,
     progress: bool,
+    activity: bool = False,
+    n_bins: int = 10,
 ) -> GroupSums:
     """Sum, within each group, what ``score`` needs from the cells' attributions.
 
@@ -80,9 +87,13 @@ def saliency_group_sums(
         Group index of every cell in ``0 .. n_groups-1``; cells labelled ``-1`` are skipped.
     score
         ``"median"`` sums per-cell set medians; ``"enrichment"`` sums per-gene attributions.
+    activity
+        Also score each cell's activity of each set (:func:`scdeconv.scoring.cell_activity`),
+        with ``n_bins`` expression bins.
     """
     from tqdm import tqdm
 
+    from .._module.inference import input_means
     from .._module.saliency import iter_saliency
     from .._module.training import resolve_device
 
@@ -92,11 +103,14 @@ def saliency_group_sums(
     rows = np.flatnonzero(labels >= 0)
     n_nodes, median = module.n_latent, score == "median"
     sums = GroupSums(n_cells=np.bincount(labels[rows], minlength=n_groups))
+    sums.gene_mean = input_means(module, counts, device=device)
     if median:
         sums.set_medians = np.zeros((n_groups, n_nodes, len(set_columns)))
     else:
         sums.attribution = np.zeros((n_groups, n_nodes, len(genes)))
-        sums.inputs = np.zeros((n_groups, len(genes)))
+    if activity:
+        bins = expression_bins(sums.gene_mean, n_bins)
+        sums.activity = np.full((len(labels), len(set_columns)), np.nan)
     with tqdm(total=len(rows), desc="saliency", unit="cell", disable=not progress) as bar:
         for group in range(n_groups):  # one group at a time, so per-gene sums stay per group
             chunks = iter_saliency(
@@ -107,6 +121,7 @@ def saliency_group_sums(
                 method=method,
                 set_scores=median,
                 gene_sums=not median,
+                cell_totals=activity,
                 chunk_size=chunk_size,
                 device=device,
             )
@@ -115,6 +130,7 @@ def saliency_group_sums(
                     sums.set_medians[group] += chunk.set_scores.sum(axis=0, dtype=np.float64)
                 else:
                     sums.attribution[group] += chunk.gene_sums
-                    sums.inputs[group] += chunk.input_sums
+                if activity:
+                    sums.activity[chunk.rows] = cell_activity(chunk.cell_totals, bins, set_columns)
                 bar.update(len(chunk.rows))
     return sums
