@@ -39,7 +39,7 @@ def encoded_sets(adata: AnnData, *, key: str = IMPACT_KEY, fdr: float = 0.05) ->
     if stats is None:
         return ["(no null model: run `module_impact` with `score='enrichment'`)"]
     called = stats[stats["fdr"] < fdr]
-    rows = [f"{len(called)} of {len(stats)} gene sets at FDR < {fdr} (max-statistic null over nodes).", ""]
+    rows = [f"{len(called)} of {len(stats)} gene sets at FDR < {fdr} (best node, Sidak-corrected over nodes).", ""]
     rows += ["| gene set | best node | null z | FDR |", "|---|---|---|---|"]
     rows += [f"| {_short(name)} | {r.best_node} | {r.null_z:.2f} | {r.fdr:.3g} |" for name, r in called.iterrows()]
     return rows

@@ -42,8 +42,10 @@ def significance(
     its random sets; ``pvalue`` is its one-sided normal tail, ``pvalue_empirical`` the share of
     random sets scoring at least as high (``(1 + k) / (1 + n_null)``), and ``fdr`` the
     Benjamini-Hochberg adjustment of ``pvalue`` over all live (node, set) pairs; dead nodes get
-    NaN. Per set (``set_stats``): the best live node, its ``null_z``, and a max-statistic
-    p-value (how often a random set's best node does as well) with its BH ``fdr`` over sets.
+    NaN. Per set (``set_stats``): the best live node, its ``null_z``, a ``pvalue`` for "some
+    node encodes this set" (the best node's normal tail, Sidak-corrected for the number of live
+    nodes) with its BH ``fdr`` over sets, and the empirical max-statistic p-value (how often a
+    random set's best node does as well).
     """
     from scipy.stats import norm
 
@@ -56,13 +58,17 @@ def significance(
     def frame(values: np.ndarray) -> pd.DataFrame:
         return pd.DataFrame(values, index=impact.index, columns=impact.columns)
 
-    set_pvalue = (1 + null.best_exceeding) / (1 + n_null)
     live_z = frame(null_z).loc[~dead]
+    best_z = live_z.max(axis=0)
+    # Best of the live nodes: Sidak-correct its normal tail for the number of nodes looked at
+    # (no floor at 1 / n_null, unlike the empirical max-statistic p-value kept beside it).
+    set_pvalue = -np.expm1(int((~dead).sum()) * np.log1p(-norm.sf(best_z.to_numpy())))
     set_stats = pd.DataFrame(
         {
             "best_node": live_z.idxmax(axis=0),
-            "null_z": live_z.max(axis=0),
+            "null_z": best_z,
             "pvalue": set_pvalue,
+            "pvalue_empirical": (1 + null.best_exceeding) / (1 + n_null),
             "fdr": benjamini_hochberg(set_pvalue),
         }
     )
@@ -195,8 +201,9 @@ def module_impact(
         DataFrames nodes x gene sets from the null model (``score="enrichment"``, ``n_null > 0``);
         NaN for dead nodes.
     ``set_stats``
-        DataFrame per gene set: ``best_node``, its ``null_z``, and a max-statistic ``pvalue``
-        and ``fdr`` for "some node encodes this set" (best first).
+        DataFrame per gene set: ``best_node``, its ``null_z``, ``pvalue`` and ``fdr`` for "some
+        node encodes this set" (Sidak over nodes, BH over sets) and ``pvalue_empirical``
+        (max-statistic over nodes); best first.
     ``impact_by_group``
         With ``groupby``: category -> DataFrame nodes x gene sets.
     ``params``
