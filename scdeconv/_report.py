@@ -56,6 +56,22 @@ def difference_table(adata: AnnData, *, key: str = GROUP_DIFF_KEY, n_rows: int =
     return rows
 
 
+def tested_sets(adata: AnnData, *, key: str = GROUP_DIFF_KEY, n_rows: int = 10, fdr: float = 0.05) -> list[str]:
+    """Markdown rows: gene sets whose per-cell activity differs between the groups, largest effects first."""
+    tests = adata.uns[key]["set_tests"]
+    called = tests[tests["fdr"] < fdr]
+    called = called.reindex(called["effect"].abs().sort_values(ascending=False).index).head(n_rows)
+    rows = [
+        f"{int((tests['fdr'] < fdr).sum())} of {len(tests)} gene sets differ in per-cell activity at FDR < {fdr} "
+        "(two-sided Mann-Whitney; effect = rank-biserial, positive = higher in the first group).",
+        "",
+        "| gene set | effect | FDR |",
+        "|---|---|---|",
+    ]
+    rows += [f"| {_short(name)} | {r.effect:+.2f} | {r.fdr:.2g} |" for name, r in called.iterrows()]
+    return rows
+
+
 def write_report(
     adata: AnnData,
     path,
@@ -102,6 +118,8 @@ def write_report(
         f"{diff['group1']}. Shown where the whole-data scaled impact exceeds 0.85.",
         "",
         *difference_table(adata),
+        "",
+        *tested_sets(adata),
         "",
         "## Figures",
         *[f"- {label}: `{name}`" for label, name in figures.items()],

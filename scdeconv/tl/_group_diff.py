@@ -8,7 +8,14 @@ from anndata import AnnData
 
 from .._keys import GROUP_DIFF_KEY, IMPACT_KEY
 from .._logging import logger
-from ..scoring import binned_zscores, expression_bins, log_ratio, scaled_difference, set_enrichment
+from ..scoring import (
+    benjamini_hochberg,
+    binned_zscores,
+    expression_bins,
+    log_ratio,
+    scaled_difference,
+    set_enrichment,
+)
 from ._groups import two_group_labels
 from ._module_impact import impact_tables
 from ._saliency_pass import saliency_group_sums
@@ -21,6 +28,29 @@ def stored_impact(adata: AnnData, impact_key: str) -> dict:
     if impact_key not in adata.uns or "gene_sets" not in adata.uns[impact_key]:
         raise KeyError(f"Did not find adata.uns[{impact_key!r}]. Run `sd.tl.module_impact(adata)` first.")
     return adata.uns[impact_key]
+
+
+def activity_tests(activity1: np.ndarray, activity2: np.ndarray, names: list[str]) -> pd.DataFrame:
+    """Per gene set, a two-sided Mann-Whitney test of per-cell activity between two groups.
+
+    ``effect`` is the rank-biserial correlation ``2 U / (n1 n2) - 1`` in [-1, 1]: positive when
+    activity is higher in group 1 (the probability that a group-1 cell exceeds a group-2 cell,
+    rescaled). ``fdr`` is Benjamini-Hochberg over the sets. Sorted by FDR, then effect.
+    """
+    from scipy.stats import mannwhitneyu
+
+    test = mannwhitneyu(activity1, activity2, axis=0, alternative="two-sided")
+    table = pd.DataFrame(
+        {
+            "effect": 2 * test.statistic / (len(activity1) * len(activity2)) - 1,
+            "mean_activity1": activity1.mean(axis=0),
+            "mean_activity2": activity2.mean(axis=0),
+            "pvalue": test.pvalue,
+            "fdr": benjamini_hochberg(test.pvalue),
+        },
+        index=pd.Index(names, name="gene_set"),
+    )
+    return table.sort_values(["fdr", "effect"], ascending=[True, False])
 
 
 def _label(group: str | Sequence[str]) -> str:
@@ -53,7 +83,8 @@ def group_diff(
       set (Stouffer): positive where the set's genes gain attribution in ``group1`` more than
       comparable genes do.
 
-    Both are descriptive: no test, no uncertainty yet.
+    These node-level differences are descriptive. ``set_tests`` adds a test per gene set on the
+    cells' activities.
 
     Parameters
     ----------
@@ -85,6 +116,13 @@ def group_diff(
     ``set_scores``
         DataFrame per gene set: largest (``max_diff``) and smallest (``min_diff``) difference over
         live nodes, and the nodes where they occur; sorted by ``max_diff``.
+    ``set_tests``
+        DataFrame per gene set: per-cell activity (as in ``obsm['scdeconv_activity']``) compared
+        between the groups by a two-sided Mann-Whitney test: ``effect`` (rank-biserial, positive =
+        higher in ``group1``), ``mean_activity1``, ``mean_activity2``, ``pvalue``, ``fdr`` (BH
+        over sets). Activity is relative within each cell (genes compete with expression-matched
+        genes), so a strong programme in one group pushes unrelated sets slightly negative there:
+        read significant negative effects of large, unrelated sets with that in mind.
     ``params``
         ``groupby``, ``group1``, ``group2``, ``impact_key``, ``n_cells1``, ``n_cells2``, ``method``.
     """
@@ -108,6 +146,8 @@ def group_diff(
         chunk_size=chunk_size,
         device=device,
         progress=progress,
+        activity=True,
+        n_bins=int(params.get("n_bins", 10)),
     )
     nodes = stored["impact"].index
     score = params["score"]
@@ -135,6 +175,7 @@ def group_diff(
         }
     ).sort_values("max_diff", ascending=False)
     adata.uns[key_added] = {
+        "set_tests": activity_tests(sums.activity[labels == 0], sums.activity[labels == 1], names),
         "params": {
             "groupby": groupby,
             "group1": _label(group1),
