@@ -20,6 +20,7 @@ FIGURES = {
     "panel d: impact heatmap": "panel_d_impact_heatmap.png",
     "panel e: group comparison": "panel_e_group_diff.png",
     "training history": "training_history.png",
+    "reconstruction of held-out cells": "reconstruction.png",
 }
 
 
@@ -35,6 +36,7 @@ def _figures(adata: AnnData, folder: Path, color: str | None) -> None:
         "panel_d_impact_heatmap.png": pl.impact_heatmap(adata, show=False).figure,
         "panel_e_group_diff.png": pl.group_diff(adata, show=False).figure,
         "training_history.png": pl.training_history(adata, show=False).figure,
+        "reconstruction.png": pl.reconstruction(adata, show=False).figure,
     }
     for name, figure in drawn.items():
         figure.savefig(folder / name, dpi=120, bbox_inches="tight")

@@ -99,6 +99,10 @@ def write_report(
         f"{params['likelihood']} likelihood, orthogonality penalty {params['ortho_penalty']}.",
         f"- {params['n_epochs']} epochs (best {params['best_epoch']}, validation loss "
         f"{history['val_loss'].min():.4f}); {int(stats['dead'].sum())} dead nodes.",
+        "- Reconstruction of the held-out cells: median correlation per gene "
+        f"{model['reconstruction']['genes']['correlation'].median():.2f}, per cell "
+        f"{model['reconstruction']['cells']['correlation'].median():.2f}; median Poisson deviance explained per gene "
+        f"{model['reconstruction']['genes']['deviance_explained'].median():.2f}.",
         f"- Impact: {impact['params']['method']} attributions, {SCORE_TEXT[impact['params']['score']]}; "
         f"{impact['impact'].shape[1]} gene sets ({impact['params']['gene_sets']}, {impact['params']['species']}).",
         "",

@@ -10,6 +10,7 @@ EXPECTED = {
     "panel_d_impact_heatmap.png",
     "panel_e_group_diff.png",
     "training_history.png",
+    "reconstruction.png",
     "report.md",
     "scdeconv_result.h5ad",
 }

@@ -192,3 +192,44 @@ class TestErrors:
             sd.tl.module_impact(trained_adata, score="mean", copy=True)
         with pytest.raises(ValueError, match="method must be one of"):
             sd.tl.module_impact(trained_adata, method="lrp", copy=True, progress=False)
+
+
+def test_reconstruction_quality_on_held_out_cells(trained_adata):
+    import matplotlib.pyplot as plt
+
+    quality = trained_adata.uns["scdeconv"]["reconstruction"]
+    held_out = trained_adata.uns["scdeconv"]["params"]["validation_cells"]
+    assert list(quality["cells"].index) == list(held_out)
+    assert list(quality["genes"].index) == list(trained_adata.uns["scdeconv"]["var_names"])
+    # Even 5 epochs learn the planted group structure: correlations are mostly positive.
+    assert quality["cells"]["correlation"].median() > 0.2
+    assert (quality["genes"]["deviance_explained"].dropna() <= 1).all()
+    ax = sd.pl.reconstruction(trained_adata, show=False)
+    assert len(ax.patches) == 3 and "median" in ax.get_legend().get_texts()[0].get_text()
+    plt.close(ax.figure)
+
+
+def test_reconstruction_matches_numpy(counts_adata):
+    from scdeconv._module.inference import reconstruction_quality
+
+    sd.tl.train_autoencoder(counts_adata, **FAST)
+    module, _ = load_model(counts_adata)
+    rows = np.arange(0, counts_adata.n_obs, 7)
+    quality = reconstruction_quality(module, counts_adata.X, rows, batch_size=5)
+    x = torch.from_numpy(counts_adata.X[rows].toarray()).double()
+    m = module.double()
+    mu = m.expected_counts(x).detach()
+    xn, yn = m.prepare_input(x).numpy(), m.prepare_input(mu).numpy()
+    g = 3
+    np.testing.assert_allclose(quality["gene_correlation"][g], np.corrcoef(xn[:, g], yn[:, g])[0, 1], rtol=1e-6)
+    np.testing.assert_allclose(quality["cell_correlation"][2], np.corrcoef(xn[2], yn[2])[0, 1], rtol=1e-6)
+    share = x.numpy().sum(0) / x.numpy().sum()
+    base = x.numpy().sum(1, keepdims=True) * share
+    obs, mu = x.numpy(), mu.numpy()
+
+    def dev(e):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return 2 * (np.where(obs > 0, obs * np.log(obs / e), 0) - (obs - e))
+
+    expected = 1 - dev(mu)[:, g].sum() / dev(base)[:, g].sum()
+    np.testing.assert_allclose(quality["gene_deviance_explained"][g], expected, rtol=1e-6)

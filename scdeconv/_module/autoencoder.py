@@ -117,6 +117,13 @@ class Autoencoder(nn.Module):
             return torch.softmax(out, dim=1) * counts.sum(dim=1, keepdim=True)
         return F.softplus(out)
 
+    def expected_counts(self, counts: torch.Tensor) -> torch.Tensor:
+        """The model's reconstruction of a batch, as expected counts (for every likelihood)."""
+        out = self.decode(self.encode(self.prepare_input(counts)))
+        if self.likelihood == "mse":  # out is log1p of counts scaled to target_sum
+            return torch.expm1(out).clamp(min=0) * counts.sum(dim=1, keepdim=True) / self.target_sum
+        return self.mean(out, counts)
+
     def reconstruction_loss(self, counts: torch.Tensor) -> torch.Tensor:
         """Mean per-entry negative log-likelihood (or squared error) of a batch of raw counts."""
         x = self.prepare_input(counts)

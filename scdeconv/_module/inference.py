@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 
@@ -31,3 +33,55 @@ def input_means(
     for rows in batches(counts.shape[0], batch_size):
         total += module.prepare_input(dense_rows(counts, rows, device)).sum(dim=0, dtype=torch.float64)
     return (total / max(counts.shape[0], 1)).cpu().numpy()
+
+
+@torch.no_grad()
+def reconstruction_quality(
+    module: Autoencoder, counts, rows: np.ndarray, *, batch_size: int = 1024, device: torch.device | str = "cpu"
+) -> dict[str, np.ndarray]:
+    """How well the model reconstructs the cells ``rows`` (held out from training).
+
+    Returns per gene ``gene_correlation`` (Pearson, over cells, of observed vs reconstructed
+    log1p-normalised expression) and ``gene_deviance_explained`` (Poisson deviance of the
+    reconstruction relative to a null that gives each cell the gene's average share of its
+    library); per cell ``cell_correlation`` (over genes). NaN where a gene or cell is constant.
+    Two streamed passes over ``rows``: sums only, never all cells at once.
+    """
+    device = torch.device(device)
+    module = copy.deepcopy(module).double().to(device).eval()  # float64 sums; the caller's model is untouched
+    gene_totals = torch.zeros(counts.shape[1], dtype=torch.float64, device=device)
+    for batch in batches(len(rows), batch_size):
+        gene_totals += dense_rows(counts, rows[batch], device).double().sum(0)
+    share = gene_totals / gene_totals.sum().clamp(min=1e-12)
+    moments = torch.zeros(5, counts.shape[1], dtype=torch.float64, device=device)  # sum x, y, x2, y2, xy
+    deviance = torch.zeros(2, counts.shape[1], dtype=torch.float64, device=device)  # model, null
+    cell_corr = []
+    for batch in batches(len(rows), batch_size):
+        observed = dense_rows(counts, rows[batch], device).double()
+        expected = module.expected_counts(observed).clamp(min=1e-12)
+        baseline = (observed.sum(1, keepdim=True) * share).clamp(min=1e-12)
+        x, y = module.prepare_input(observed), module.prepare_input(expected)
+        moments += torch.stack([x.sum(0), y.sum(0), (x * x).sum(0), (y * y).sum(0), (x * y).sum(0)])
+        deviance += torch.stack(
+            [_poisson_deviance(observed, expected).sum(0), _poisson_deviance(observed, baseline).sum(0)]
+        )
+        cell_corr.append(_row_correlation(x, y))
+    n = len(rows)
+    sx, sy, sxx, syy, sxy = moments / n
+    gene_corr = (sxy - sx * sy) / torch.sqrt((sxx - sx**2) * (syy - sy**2))
+    return {
+        "gene_correlation": gene_corr.cpu().numpy(),
+        # A gene with no counts in these cells has nothing to explain: NaN, not -inf.
+        "gene_deviance_explained": torch.where(gene_totals > 0, 1 - deviance[0] / deviance[1], torch.nan).cpu().numpy(),
+        "cell_correlation": torch.cat(cell_corr).cpu().numpy(),
+    }
+
+
+def _poisson_deviance(observed: torch.Tensor, expected: torch.Tensor) -> torch.Tensor:
+    ratio = torch.where(observed > 0, observed * torch.log(observed / expected), torch.zeros_like(observed))
+    return 2 * (ratio - (observed - expected))
+
+
+def _row_correlation(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    xc, yc = x - x.mean(1, keepdim=True), y - y.mean(1, keepdim=True)
+    return (xc * yc).sum(1) / torch.sqrt((xc * xc).sum(1) * (yc * yc).sum(1))

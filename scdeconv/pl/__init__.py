@@ -3,6 +3,7 @@
 from ._embedding_comparison import embedding_comparison
 from ._group_diff import group_diff
 from ._impact_heatmap import impact_heatmap
+from ._reconstruction import reconstruction
 from ._training_history import training_history
 
-__all__ = ["embedding_comparison", "group_diff", "impact_heatmap", "training_history"]
+__all__ = ["embedding_comparison", "group_diff", "impact_heatmap", "reconstruction", "training_history"]

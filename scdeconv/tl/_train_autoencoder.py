@@ -130,7 +130,11 @@ def train_autoencoder(
     ``adata.uns['scdeconv']``
         ``params`` (every argument, plus ``n_epochs``, ``best_epoch``, ``validation_cells``),
         ``var_names`` (the model's genes), ``weights`` (numpy arrays), ``history`` (DataFrame of
-        ``epoch``, ``train_loss``, ``val_loss``).
+        ``epoch``, ``train_loss``, ``val_loss``), and ``reconstruction``: on the held-out
+        validation cells, ``genes`` (DataFrame per gene: ``correlation`` of observed and
+        reconstructed log1p-normalised expression over cells, Poisson ``deviance_explained``
+        against each gene's average share of the library) and ``cells`` (``correlation`` over
+        genes, per held-out cell).
 
     Examples
     --------
@@ -143,7 +147,7 @@ def train_autoencoder(
     """
     import torch
 
-    from .._module.inference import embed
+    from .._module.inference import embed, reconstruction_quality
     from .._module.training import fit, resolve_device
 
     adata = adata.copy() if copy else adata
@@ -208,7 +212,15 @@ def train_autoencoder(
     )
     history = pd.DataFrame({"epoch": result.epoch, "train_loss": result.train_loss, "val_loss": result.val_loss})
     adata.obsm[key_added] = embed(module, counts, device=device)
+    quality = reconstruction_quality(module, counts, val_rows, device=device)
     model_key = model_key_for(key_added)
     adata.uns[model_key] = model_entry(module.cpu(), params, genes, history)
+    adata.uns[model_key]["reconstruction"] = {
+        "genes": pd.DataFrame(
+            {"correlation": quality["gene_correlation"], "deviance_explained": quality["gene_deviance_explained"]},
+            index=pd.Index(genes, dtype=str),
+        ),
+        "cells": pd.DataFrame({"correlation": quality["cell_correlation"]}, index=adata.obs_names[val_rows]),
+    }
     logger.info("Added adata.obsm[%r] and adata.uns[%r].", key_added, model_key)
     return adata if copy else None
