@@ -7,6 +7,7 @@ MODEL_KEY = "scdeconv"  # adata.uns: params, var_names, weights, history
 IMPACT_KEY = "scdeconv_impact"  # adata.uns: nodes x gene-set impact tables
 GROUP_DIFF_KEY = "scdeconv_group_diff"  # adata.uns: two-group comparison
 ACTIVITY_KEY = "scdeconv_activity"  # adata.obsm: per-cell activity of each gene set, cells x sets
+STABILITY_KEY = "scdeconv_stability"  # adata.uns: node stability across seeds
 NODE_GENES_KEY = "scdeconv_node_genes"  # adata.uns: saliency-ranked genes per node
 
 

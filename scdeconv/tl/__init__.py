@@ -3,6 +3,7 @@
 from ._group_diff import group_diff
 from ._module_impact import module_impact
 from ._node_genes import node_genes
+from ._stability import stability
 from ._train_autoencoder import train_autoencoder
 
-__all__ = ["group_diff", "module_impact", "node_genes", "train_autoencoder"]
+__all__ = ["group_diff", "module_impact", "node_genes", "stability", "train_autoencoder"]

@@ -11,6 +11,33 @@ from ..scoring import binned_zscores, expression_bins
 from ._saliency_pass import saliency_group_sums
 
 
+def attribution_zscores(
+    adata: AnnData,
+    *,
+    model_key: str,
+    method: str,
+    n_bins: int,
+    chunk_size: int | None = None,
+    device: str = "auto",
+    progress: bool = False,
+) -> np.ndarray:
+    """Nodes x genes: each gene's mean |attribution| over cells, z-scored within expression bins."""
+    n_genes = len(stored_model(adata, model_key)["var_names"])
+    sums = saliency_group_sums(
+        adata,
+        model_key=model_key,
+        set_columns=[np.arange(n_genes)],
+        labels=np.zeros(adata.n_obs, dtype=np.int64),
+        n_groups=1,
+        method=method,
+        score="enrichment",
+        chunk_size=chunk_size,
+        device=device,
+        progress=progress,
+    )
+    return binned_zscores(sums.mean("attribution")[0], expression_bins(sums.gene_mean, n_bins))
+
+
 def node_genes(
     adata: AnnData,
     *,
@@ -60,20 +87,15 @@ def node_genes(
     genes = np.asarray(entry["var_names"]).astype(str)
     if n_top < 1:
         raise ValueError(f"n_top must be at least 1, not {n_top}.")
-    sums = saliency_group_sums(
+    z = attribution_zscores(
         adata,
         model_key=model_key,
-        set_columns=[np.arange(len(genes))],
-        labels=np.zeros(adata.n_obs, dtype=np.int64),
-        n_groups=1,
         method=method,
-        score="enrichment",
+        n_bins=n_bins,
         chunk_size=chunk_size,
         device=device,
         progress=progress,
     )
-    bins = expression_bins(sums.gene_mean, n_bins)
-    z = binned_zscores(sums.mean("attribution")[0], bins)
     n_top = min(n_top, len(genes))
     order = np.argsort(-z, axis=1, kind="stable")[:, :n_top]
     nodes = node_names(z.shape[0])
