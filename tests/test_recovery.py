@@ -136,3 +136,20 @@ def test_stability_across_seeds(simulated):
     negatives = list(simulated.uns["simulation"]["negative_sets"])
     assert found[sorted(planted(simulated))].mean() >= 0.6 and found[negatives].mean() <= 0.1
     assert result["consensus_impact"].shape == impact["impact"].shape
+
+
+def test_prerank_gsea_agrees_with_the_enrichment_score(simulated):
+    # Preranked GSEA of each node's gene ranking against the Stouffer enrichment score, over live
+    # (node, set) pairs: Spearman 0.92 measured (200 permutations); both must rank planted sets
+    # high at the node where the impact is largest (NES measured 1.55-2.21).
+    from scipy.stats import spearmanr
+
+    sd.tl.node_gsea(simulated, n_perm=100, progress=False)
+    gsea = simulated.uns["scdeconv_gsea"]
+    impact = simulated.uns["scdeconv_impact"]
+    live = ~impact["node_stats"]["dead"].to_numpy()
+    x, y = impact["impact"].loc[live].to_numpy().ravel(), gsea["nes"].loc[live].to_numpy().ravel()
+    finite = np.isfinite(y)
+    assert spearmanr(x[finite], y[finite]).statistic >= 0.7
+    best = impact["impact"].loc[live].idxmax()
+    assert all(gsea["nes"].loc[best[s], s] > 1 for s in planted(simulated))

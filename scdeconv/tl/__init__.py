@@ -3,7 +3,8 @@
 from ._group_diff import group_diff
 from ._module_impact import module_impact
 from ._node_genes import node_genes
+from ._node_gsea import node_gsea
 from ._stability import stability
 from ._train_autoencoder import train_autoencoder
 
-__all__ = ["group_diff", "module_impact", "node_genes", "stability", "train_autoencoder"]
+__all__ = ["group_diff", "module_impact", "node_genes", "node_gsea", "stability", "train_autoencoder"]
