@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 DOCS = {
+    "key_added_copy": """\
+    key_added
+        ``uns`` key of the result.
+    copy
+        Return a modified copy instead of writing into ``adata``.""",
     "ax_show_save": """\
     ax
         Draw into this Axes instead of a new figure.

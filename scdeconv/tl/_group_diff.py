@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from .._docs import inject_docs
 from .._keys import GROUP_DIFF_KEY, IMPACT_KEY
 from .._logging import logger
 from ..scoring import (
@@ -57,6 +58,7 @@ def _label(group: str | Sequence[str]) -> str:
     return group if isinstance(group, str) else "+".join(map(str, group))
 
 
+@inject_docs
 def group_diff(
     adata: AnnData,
     groupby: str,
@@ -100,10 +102,7 @@ def group_diff(
         ``uns`` key of the :func:`scdeconv.tl.module_impact` result to reuse.
     chunk_size, device, progress
         As in :func:`scdeconv.tl.module_impact`.
-    key_added
-        ``uns`` key of the result.
-    copy
-        Return a modified copy instead of writing into ``adata``.
+    {key_added_copy}
 
     Returns
     -------

@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from .._docs import inject_docs
 from .._keys import ACTIVITY_KEY, IMPACT_KEY, MODEL_KEY, node_names
 from .._logging import logger
 from .._model_store import stored_model
@@ -89,6 +90,7 @@ def impact_tables(sums: GroupSums, set_columns: list[np.ndarray], score: str, bi
     return np.stack([set_enrichment(binned_zscores(p, bins), set_columns) for p in profiles])
 
 
+@inject_docs
 def module_impact(
     adata: AnnData,
     *,
@@ -177,10 +179,7 @@ def module_impact(
         ``"auto"``, ``"cpu"`` or ``"cuda"``.
     progress
         Show a progress bar over cells.
-    key_added
-        ``uns`` key of the result.
-    copy
-        Return a modified copy instead of writing into ``adata``.
+    {key_added_copy}
 
     Returns
     -------

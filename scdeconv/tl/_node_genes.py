@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from .._docs import inject_docs
 from .._keys import MODEL_KEY, NODE_GENES_KEY, node_names
 from .._logging import logger
 from .._model_store import stored_model
@@ -38,6 +39,7 @@ def attribution_zscores(
     return binned_zscores(sums.mean("attribution")[0], expression_bins(sums.gene_mean, n_bins))
 
 
+@inject_docs
 def node_genes(
     adata: AnnData,
     *,
@@ -72,10 +74,7 @@ def node_genes(
         ``uns`` key of the model.
     chunk_size, device, progress
         As in :func:`scdeconv.tl.module_impact`.
-    key_added
-        ``uns`` key of the result.
-    copy
-        Return a modified copy instead of writing into ``adata``.
+    {key_added_copy}
 
     Returns
     -------

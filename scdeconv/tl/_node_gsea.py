@@ -5,6 +5,7 @@ import pandas as pd
 from anndata import AnnData
 from tqdm import tqdm
 
+from .._docs import inject_docs
 from .._keys import GSEA_KEY, IMPACT_KEY
 from .._logging import logger
 from ..scoring import benjamini_hochberg
@@ -12,6 +13,7 @@ from ._group_diff import stored_impact
 from ._node_genes import attribution_zscores
 
 
+@inject_docs
 def node_gsea(
     adata: AnnData,
     *,
@@ -49,10 +51,7 @@ def node_gsea(
         Threads for gseapy.
     progress
         Show a progress bar over nodes.
-    key_added
-        ``uns`` key of the result.
-    copy
-        Return a modified copy instead of writing into ``adata``.
+    {key_added_copy}
 
     Returns
     -------

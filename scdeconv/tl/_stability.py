@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from .._docs import inject_docs
 from .._keys import IMPACT_KEY, STABILITY_KEY
 from .._logging import logger
 from ._group_diff import stored_impact
@@ -45,6 +46,7 @@ def _match_nodes(reference: np.ndarray, other: np.ndarray) -> tuple[np.ndarray, 
     return partner, corr[np.arange(len(ref)), partner]
 
 
+@inject_docs
 def stability(
     adata: AnnData,
     *,
@@ -81,10 +83,7 @@ def stability(
         Threshold of the set-level FDR (``set_stats``) for calling a gene set found in a run.
     progress
         Log each retraining.
-    key_added
-        ``uns`` key of the result.
-    copy
-        Return a modified copy instead of writing into ``adata``.
+    {key_added_copy}
 
     Returns
     -------
