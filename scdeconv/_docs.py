@@ -5,7 +5,9 @@ from __future__ import annotations
 DOCS = {
     "key_added_copy": """\
     key_added
-        ``uns`` key of the result.
+        ``uns`` key of the result. An earlier result of the same kind there is overwritten
+        (logged, as scanpy does); any other entry is overwritten with a logged warning; the
+        trained model and this step's own input are never overwritten (ValueError).
     copy
         Return a modified copy instead of writing into ``adata``.""",
     "ax_show_save": """\

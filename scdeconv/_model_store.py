@@ -62,10 +62,36 @@ def load_model(adata: AnnData, key: str = MODEL_KEY) -> tuple[Autoencoder, np.nd
     """
     entry = stored_model(adata, key)
     genes = np.asarray(entry["var_names"]).astype(str)
+    weights = _checked_weights(entry["weights"], key)
     module = build_model(entry["params"], len(genes))
-    module.load_numpy_weights(dict(entry["weights"]))
+    expected = {name: tuple(value.shape) for name, value in module.weights_as_numpy().items()}
+    found = {name: tuple(value.shape) for name, value in weights.items() if name in expected}
+    if found != expected:
+        raise ValueError(
+            f"The weights in adata.uns[{key!r}] do not fit its params and {len(genes)} genes "
+            f"(expected shapes {expected}, found {found}). The stored model is corrupt: train again."
+        )
+    module.load_numpy_weights(weights)
     module.eval()
     return module, genes
+
+
+def _checked_weights(weights, key: str) -> dict[str, np.ndarray]:
+    """The stored weights as plain numeric arrays; anything else (object arrays, strings) is refused, never run."""
+    if not isinstance(weights, dict):
+        raise ValueError(
+            f"adata.uns[{key!r}]['weights'] is not a dict of arrays. The stored model is corrupt: train again."
+        )
+    checked = {}
+    for name, value in weights.items():
+        if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
+            kind = value.dtype if isinstance(value, np.ndarray) else type(value).__name__
+            raise ValueError(
+                f"adata.uns[{key!r}]['weights'][{name!r}] is {kind}, not a float array. The stored model is "
+                "corrupt or was not written by scdeconv: train again."
+            )
+        checked[name] = value
+    return checked
 
 
 def model_entry(module: Autoencoder, params: dict[str, Any], genes, history: pd.DataFrame) -> dict[str, Any]:

@@ -27,6 +27,19 @@ def _groups(value: str) -> str | list[str]:
     return parts[0] if len(parts) == 1 else parts
 
 
+def _read(path: Path):
+    """The whole file in memory, or a ValueError that says the file is not a readable .h5ad."""
+    import anndata as ad
+
+    try:
+        return ad.read_h5ad(path)
+    except Exception as err:  # h5py and anndata raise OSError, KeyError, AnnDataReadError, ...
+        raise ValueError(
+            f"{path} is not a readable .h5ad file ({type(err).__name__}: {err}). Check that it is complete "
+            "(not truncated) and was written by anndata's write_h5ad."
+        ) from None
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scdeconv", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -59,8 +72,6 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
-    import anndata as ad
-
     from . import datasets
     from ._pipeline import run_pipeline
 
@@ -80,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             path = Path(args.file)
             if not path.is_file():
                 raise FileNotFoundError(f"{path} does not exist.")
-            adata = ad.read_h5ad(path)
+            adata = _read(path)
             group1, group2 = (_groups(g) for g in args.compare)
             options = dict(
                 groupby=args.groupby,
@@ -97,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     except (ValueError, KeyError, TypeError, FileNotFoundError, OSError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        message = " ".join(str(message).split())  # one line, whatever the exception held
         print(f"scdeconv {args.command}: error: {message}", file=sys.stderr)
         return 1
     total = time.perf_counter() - started

@@ -239,7 +239,7 @@ def match_gene_sets(
         raise ValueError(
             f"No gene set has at least {min_size} of its genes among the data's {len(names)} genes "
             f"(best overlap: {int(sizes['n_present'].max())} genes).{hint} Check that var_names hold gene "
-            "symbols (not Ensembl ids) and that gene selection kept the set genes."
+            "symbols (not Ensembl ids) and that gene selection kept the set genes, or lower min_size."
         )
     if len(dropped):
         logger.info("Dropped %d gene sets with fewer than %d genes in the data.", len(dropped), min_size)

@@ -6,7 +6,7 @@ import numpy as np
 from anndata import AnnData
 
 from .._logging import logger
-from .._utils import check_counts, check_var_names, get_matrix
+from .._utils import check_counts, check_var_names, claim_uns_key, get_matrix, result_kind
 from ..tl._gene_set_input import describe_gene_sets, resolve_gene_sets
 from ..tl._train_autoencoder import SELECTED_KEY
 
@@ -85,6 +85,12 @@ def select_genes(
         raise ValueError(f"mode must be 'geneset', 'hvg' or 'all', not {mode!r}.")
     adata = adata.copy() if copy else adata
     check_var_names(adata.var_names)
+    if key_added in adata.var and result_kind(adata.uns.get(key_added)) != "gene_selection":
+        logger.warning(
+            "Overwriting adata.var[%r], which was not written by select_genes. Pass another key_added to keep it.",
+            key_added,
+        )
+    claim_uns_key(adata, key_added, "gene_selection")
     matrix = get_matrix(adata, layer)
     check_counts(matrix, layer=layer)
     keep = _max_per_gene(matrix) >= min_count

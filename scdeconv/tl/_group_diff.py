@@ -9,6 +9,7 @@ from anndata import AnnData
 from .._docs import inject_docs
 from .._keys import GROUP_DIFF_KEY, IMPACT_KEY
 from .._logging import logger
+from .._utils import claim_uns_key
 from ..scoring import (
     benjamini_hochberg,
     binned_zscores,
@@ -127,6 +128,7 @@ def group_diff(
     """
     adata = adata.copy() if copy else adata
     stored = stored_impact(adata, impact_key)
+    claim_uns_key(adata, key_added, "group_diff", reads=(impact_key, stored["params"]["model_key"]))
     params = stored["params"]
     labels = two_group_labels(adata, groupby, group1, group2)
     gene_sets = stored["gene_sets"]

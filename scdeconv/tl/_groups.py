@@ -8,10 +8,14 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from .._logging import logger
+
 
 def _column(adata: AnnData, groupby: str) -> pd.Categorical:
     if groupby not in adata.obs:
-        raise KeyError(f"groupby {groupby!r} is not a column of adata.obs; it has {list(adata.obs.columns)}.")
+        raise KeyError(
+            f"groupby {groupby!r} is not a column of adata.obs; it has {list(adata.obs.columns)}. Pass one of those."
+        )
     values = adata.obs[groupby]
     if not isinstance(values.dtype, pd.CategoricalDtype):
         values = values.astype(str).where(values.notna())
@@ -19,11 +23,20 @@ def _column(adata: AnnData, groupby: str) -> pd.Categorical:
 
 
 def group_labels(adata: AnnData, groupby: str) -> tuple[np.ndarray, list[str]]:
-    """Integer label per cell (``-1`` where missing) and the category names, in order."""
+    """Integer label per cell (``-1`` where missing) and the category names, in order.
+
+    Categories without cells are left out (with a warning): they have nothing to score.
+    """
     column = _column(adata, groupby)
+    unused = [str(c) for c in column.categories if not (column == c).any()]
+    if unused:
+        logger.warning("adata.obs[%r] has categories without cells, left out: %s.", groupby, unused)
+        column = column.remove_unused_categories()
     categories = [str(c) for c in column.categories]
     if not categories:
-        raise ValueError(f"adata.obs[{groupby!r}] has no groups (all values missing).")
+        raise ValueError(
+            f"adata.obs[{groupby!r}] has no groups (all values missing). Fill it in, or pass another obs column."
+        )
     return np.asarray(column.codes, dtype=np.int64), categories
 
 
@@ -32,7 +45,9 @@ def _members(column: pd.Categorical, group: str | Sequence[str], groupby: str) -
     known = {str(c) for c in column.categories}
     unknown = [g for g in wanted if str(g) not in known]
     if unknown:
-        raise ValueError(f"Group(s) {unknown} not found in adata.obs[{groupby!r}]; it has {sorted(known)}.")
+        raise ValueError(
+            f"Group(s) {unknown} not found in adata.obs[{groupby!r}]; it has {sorted(known)}. Pass one of those."
+        )
     return np.asarray(pd.Series(column).astype(str).isin([str(g) for g in wanted]))
 
 
@@ -54,7 +69,8 @@ def two_group_labels(
     for name, members in (("group1", in1), ("group2", in2)):
         if members.sum() < 2:
             raise ValueError(
-                f"{name} has {int(members.sum())} cells in adata.obs[{groupby!r}]; at least 2 are needed to compare."
+                f"{name} has {int(members.sum())} cells in adata.obs[{groupby!r}]; at least 2 are needed to compare. "
+                "Pick a larger group, or pool categories by passing a list (e.g. group1=['a', 'b'])."
             )
     labels = np.full(adata.n_obs, -1, dtype=np.int64)
     labels[in1] = 0

@@ -8,6 +8,7 @@ from .._docs import inject_docs
 from .._keys import ACTIVITY_KEY, IMPACT_KEY, MODEL_KEY, node_names
 from .._logging import logger
 from .._model_store import stored_model
+from .._utils import claim_obsm_key, claim_uns_key
 from ..scoring import SCORES, benjamini_hochberg, binned_zscores, expression_bins, matched_null, set_enrichment
 from ._gene_set_input import describe_gene_sets, resolve_gene_sets
 from ._groups import group_labels
@@ -221,6 +222,10 @@ def module_impact(
         raise ValueError(f"score must be one of {SCORES}, not {score!r}.")
     adata = adata.copy() if copy else adata
     entry = stored_model(adata, model_key)
+    claim_uns_key(adata, key_added, "impact", reads=(model_key,))
+    if activity_key is not None:
+        ours = isinstance(adata.obsm.get(activity_key), pd.DataFrame)
+        claim_obsm_key(adata, activity_key, ours=ours, what="per-cell gene-set activity")
     genes = np.asarray(entry["var_names"]).astype(str)
     indices, sizes, species = resolve_gene_sets(gene_sets, genes, species=species, min_size=min_size)
     names = list(indices)

@@ -8,6 +8,7 @@ from .._docs import inject_docs
 from .._keys import MODEL_KEY, NODE_GENES_KEY, node_names
 from .._logging import logger
 from .._model_store import stored_model
+from .._utils import claim_uns_key
 from ..scoring import binned_zscores, expression_bins
 from ._saliency_pass import saliency_group_sums
 
@@ -83,6 +84,7 @@ def node_genes(
     """
     adata = adata.copy() if copy else adata
     entry = stored_model(adata, model_key)
+    claim_uns_key(adata, key_added, "node_genes", reads=(model_key,))
     genes = np.asarray(entry["var_names"]).astype(str)
     if n_top < 1:
         raise ValueError(f"n_top must be at least 1, not {n_top}.")

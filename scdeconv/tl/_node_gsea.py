@@ -8,6 +8,7 @@ from tqdm import tqdm
 from .._docs import inject_docs
 from .._keys import GSEA_KEY, IMPACT_KEY
 from .._logging import logger
+from .._utils import claim_uns_key
 from ..scoring import benjamini_hochberg
 from ._group_diff import stored_impact
 from ._node_genes import attribution_zscores
@@ -65,6 +66,7 @@ def node_gsea(
     adata = adata.copy() if copy else adata
     stored = stored_impact(adata, impact_key)
     params = stored["params"]
+    claim_uns_key(adata, key_added, "gsea", reads=(impact_key, params["model_key"]))
     genes = np.asarray(adata.uns[params["model_key"]]["var_names"]).astype(str)
     z = attribution_zscores(
         adata, model_key=params["model_key"], method=params["method"], n_bins=int(params.get("n_bins", 10))

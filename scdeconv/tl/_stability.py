@@ -7,6 +7,7 @@ from anndata import AnnData
 from .._docs import inject_docs
 from .._keys import IMPACT_KEY, STABILITY_KEY
 from .._logging import logger
+from .._utils import claim_uns_key
 from ._group_diff import stored_impact
 from ._module_impact import module_impact
 from ._node_genes import attribution_zscores
@@ -108,6 +109,7 @@ def stability(
     reference = stored_impact(adata, impact_key)
     impact_params = reference["params"]
     model_key = impact_params["model_key"]
+    claim_uns_key(adata, key_added, "stability", reads=(impact_key, model_key))
     train_params = adata.uns[model_key]["params"]
     seed = int(train_params["seed"])
     profile = {"method": impact_params["method"], "n_bins": int(impact_params.get("n_bins", 10))}

@@ -9,7 +9,17 @@ from anndata import AnnData
 from .._keys import LATENT_KEY, model_key_for
 from .._logging import logger
 from .._model_store import build_model, model_entry
-from .._utils import as_row_matrix, check_counts, check_no_empty, check_var_names, get_matrix, select_columns
+from .._utils import (
+    as_row_matrix,
+    check_counts,
+    check_no_empty,
+    check_var_names,
+    claim_obsm_key,
+    claim_uns_key,
+    get_matrix,
+    result_kind,
+    select_columns,
+)
 
 SELECTED_KEY = "scdeconv_selected"
 
@@ -37,7 +47,7 @@ def _split(n_cells: int, validation_fraction: float, batch_size: int, rng: np.ra
     if n_val < 1 or n_train < 2:
         raise ValueError(
             f"{n_cells} cells are too few to hold out a validation split of {validation_fraction:.0%}. "
-            "Use more cells (at least about 20)."
+            "Use more cells (at least about 20) or a smaller validation_fraction."
         )
     if batch_size > n_train:
         raise ValueError(
@@ -117,7 +127,8 @@ def train_autoencoder(
         Show a progress bar over epochs.
     key_added
         ``obsm`` key of the representation. The model goes to ``uns`` under the same name without
-        the ``X_`` prefix (``"X_scdeconv"`` -> ``"scdeconv"``).
+        the ``X_`` prefix (``"X_scdeconv"`` -> ``"scdeconv"``). An earlier model there is
+        overwritten (logged); any other entry at either key is overwritten with a warning.
     copy
         Return a modified copy instead of writing into ``adata``.
 
@@ -159,6 +170,10 @@ def train_autoencoder(
     check_no_empty(counts, layer=layer, cells=adata.obs_names, genes=genes)
     if n_latent < 1 or any(h < 1 for h in n_hidden):
         raise ValueError(f"Layer sizes must be positive (n_latent={n_latent}, n_hidden={tuple(n_hidden)}).")
+    model_key = model_key_for(key_added)
+    ours = result_kind(adata.uns.get(model_key)) == "model"
+    claim_obsm_key(adata, key_added, ours=ours, what="scdeconv representation")
+    claim_uns_key(adata, model_key, "model")
 
     rng = np.random.default_rng(seed)
     train_rows, val_rows = _split(adata.n_obs, validation_fraction, batch_size, rng)
@@ -213,7 +228,6 @@ def train_autoencoder(
     history = pd.DataFrame({"epoch": result.epoch, "train_loss": result.train_loss, "val_loss": result.val_loss})
     adata.obsm[key_added] = embed(module, counts, device=device)
     quality = reconstruction_quality(module, counts, val_rows, device=device)
-    model_key = model_key_for(key_added)
     adata.uns[model_key] = model_entry(module.cpu(), params, genes, history)
     adata.uns[model_key]["reconstruction"] = {
         "genes": pd.DataFrame(
