@@ -44,7 +44,10 @@ def check_counts(matrix, *, layer: str | None) -> None:
     where = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
     values = _stored_values(matrix)
     if values.dtype.kind not in "biuf":
-        raise TypeError(f"{where} has dtype {values.dtype}; raw counts must be numeric.")
+        raise TypeError(
+            f"{where} has dtype {values.dtype}; raw counts must be numeric. Convert it "
+            "(e.g. `.astype(np.float32)`) or pass `layer=` naming the layer with raw counts."
+        )
     if values.dtype.kind == "f" and not np.isfinite(values).all():
         raise ValueError(
             f"{where} contains {int((~np.isfinite(values)).sum())} NaN or infinite values. Raw counts must be "
@@ -155,6 +158,12 @@ def claim_uns_key(adata: AnnData, key: str, kind: str, *, reads: Sequence[str] =
     trained model, which later steps need and which is expensive to rebuild, and the input the
     step itself reads (``reads``): a ValueError.
     """
+    existing = result_kind(adata.uns[key]) if key in adata.uns else None
+    if existing == "model" and kind != "model":
+        raise ValueError(
+            f"key_added={key!r} would overwrite the trained model in adata.uns[{key!r}] with a {kind} result. "
+            "Pass another key_added (the model is needed by later steps)."
+        )
     if key in reads:
         raise ValueError(
             f"key_added={key!r} is the key of this step's own input in adata.uns; writing there would destroy it. "
@@ -162,15 +171,9 @@ def claim_uns_key(adata: AnnData, key: str, kind: str, *, reads: Sequence[str] =
         )
     if key not in adata.uns:
         return
-    existing = result_kind(adata.uns[key])
     if existing == kind:
         logger.info("Overwriting the earlier %s result in adata.uns[%r].", kind, key)
         return
-    if existing == "model":
-        raise ValueError(
-            f"key_added={key!r} would overwrite the trained model in adata.uns[{key!r}] with a {kind} result. "
-            "Pass another key_added (the model is needed by later steps)."
-        )
     what = f"a {existing} result" if existing else "an entry not written by scdeconv"
     logger.warning(
         "Overwriting adata.uns[%r], which held %s, with a %s result. Pass another key_added to keep it.",

@@ -66,7 +66,9 @@ def read_gmt(path: str | Path) -> GeneSets:
         )
     sets = gseapy_read_gmt(str(path))
     if not sets:
-        raise ValueError(f"GMT file {str(path)!r} holds no gene sets.")
+        raise ValueError(
+            f"GMT file {str(path)!r} holds no gene sets (empty or blank). Check the file or export it again."
+        )
     return {name: [g for g in genes if g] for name, genes in sets.items()}
 
 

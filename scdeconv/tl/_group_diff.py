@@ -18,7 +18,7 @@ from ..scoring import (
     scaled_difference,
     set_enrichment,
 )
-from ._groups import two_group_labels
+from ._groups import as_group_list, two_group_labels
 from ._module_impact import impact_tables
 from ._saliency_pass import saliency_group_sums
 
@@ -56,7 +56,7 @@ def activity_tests(activity1: np.ndarray, activity2: np.ndarray, names: list[str
 
 
 def _label(group: str | Sequence[str]) -> str:
-    return group if isinstance(group, str) else "+".join(map(str, group))
+    return "+".join(map(str, as_group_list(group)))
 
 
 @inject_docs

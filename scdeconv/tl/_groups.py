@@ -40,8 +40,13 @@ def group_labels(adata: AnnData, groupby: str) -> tuple[np.ndarray, list[str]]:
     return np.asarray(column.codes, dtype=np.int64), categories
 
 
+def as_group_list(group) -> list:
+    """A group given as one category (str, int, ...) or as a list of categories, as a list."""
+    return list(group) if isinstance(group, Sequence | np.ndarray) and not isinstance(group, str) else [group]
+
+
 def _members(column: pd.Categorical, group: str | Sequence[str], groupby: str) -> np.ndarray:
-    wanted = [group] if isinstance(group, str) else list(group)
+    wanted = as_group_list(group)
     known = {str(c) for c in column.categories}
     unknown = [g for g in wanted if str(g) not in known]
     if unknown:

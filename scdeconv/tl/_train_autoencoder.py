@@ -33,7 +33,10 @@ def _gene_mask(adata: AnnData, mask_var: str | None) -> np.ndarray:
         raise KeyError(f"mask_var {mask_var!r} is not a column of adata.var. Pass an existing boolean column or None.")
     mask = adata.var[mask_var].to_numpy()
     if mask.dtype != bool:
-        raise TypeError(f"adata.var[{mask_var!r}] must be boolean, not {mask.dtype}.")
+        raise TypeError(
+            f"adata.var[{mask_var!r}] must be boolean, not {mask.dtype}. Convert it (`.astype(bool)`) or pass "
+            "mask_var=None to use all genes."
+        )
     if not mask.any():
         raise ValueError(f"adata.var[{mask_var!r}] selects no gene. Run `sd.pp.select_genes` with looser settings.")
     return mask
