@@ -66,7 +66,14 @@ def log_ratio(profile1: np.ndarray, profile2: np.ndarray) -> np.ndarray:
 
 
 def set_enrichment(z: np.ndarray, set_columns: list[np.ndarray]) -> np.ndarray:
-    """Stouffer combination of gene z-scores over each set: nodes x sets, ``sum(z[S]) / sqrt(|S|)``."""
+    """Stouffer combination of gene z-scores over each set: nodes x sets, ``sum(z[S]) / sqrt(|S|)``.
+
+    A superset is the size-weighted combination of its parts: for disjoint ``A`` and ``B``,
+    ``sqrt(|A|+|B|) score(A+B) = sqrt(|A|) score(A) + sqrt(|B|) score(B)``, so genes added with
+    z-scores near 0 dilute a set's score by ``sqrt(|A| / (|A|+|B|))``. Genes of a set that are
+    absent from the data are ignored (:func:`scdeconv.genesets.match_gene_sets`). The paper's
+    per-cell median of a superset lies between the medians of its two parts.
+    """
     return np.stack([z[:, cols].sum(axis=1) / np.sqrt(len(cols)) for cols in set_columns], axis=1)
 
 
