@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import matplotlib
 import numpy as np
 import pytest
@@ -9,6 +11,20 @@ from anndata import AnnData
 from scipy import sparse
 
 matplotlib.use("Agg")
+
+
+def pytest_configure(config):
+    # urllib3 (via gseapy's requests) probes IPv6 support with a socket when first imported; import
+    # it here, before pytest-socket blocks sockets, so that the probe is not reported as a test's.
+    with contextlib.suppress(ImportError):
+        import urllib3  # noqa: F401
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``online`` get their sockets back; every other test runs with them disabled."""
+    for item in items:
+        if item.get_closest_marker("online"):
+            item.add_marker(pytest.mark.enable_socket)
 
 
 def make_counts(n_cells: int = 120, seed: int = 0) -> AnnData:
