@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, KeyError, TypeError, FileNotFoundError, OSError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         message = " ".join(str(message).split())  # one line, whatever the exception held
+        message = message.replace("Pass `layer=`", "Pass `--layer`")  # the library's advice, in CLI words
         print(f"scdeconv {args.command}: error: {message}", file=sys.stderr)
         return 1
     total = time.perf_counter() - started

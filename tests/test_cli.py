@@ -1,5 +1,7 @@
+import numpy as np
 import pytest
 from anndata import read_h5ad
+from conftest import make_counts
 
 import scdeconv as sd
 from scdeconv.cli import main
@@ -25,10 +27,13 @@ def small_file(tmp_path_factory):
 
 def test_run_writes_figures_report_and_h5ad(small_file, tmp_path, capsys):
     out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("the user's")  # an existing folder: other files are left alone
     code = main(["run", str(small_file), "--groupby", "group", "--compare", "Ery", "GMP,Mk", "--out", str(out),
                  "--max-epochs", "3", "--quiet"])  # fmt: skip
     assert code == 0, capsys.readouterr().err
-    assert {p.name for p in out.iterdir()} == EXPECTED
+    assert {p.name for p in out.iterdir()} == EXPECTED | {"keep.txt"}
+    assert (out / "keep.txt").read_text() == "the user's"
     report = (out / "report.md").read_text()
     assert "## Ery vs GMP+Mk (panel e)" in report and "| node_" in report
     result = read_h5ad(out / "scdeconv_result.h5ad")
@@ -53,3 +58,58 @@ def test_run_bad_input_fails_cleanly(small_file, tmp_path, capsys, args, message
 def test_run_missing_file(tmp_path, capsys):
     assert main(["run", str(tmp_path / "none.h5ad"), "--groupby", "g", "--compare", "a", "b"]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def _fails_cleanly(argv, out, capsys, *messages):
+    """Exit 1, one line on stderr naming each of ``messages``, and ``out`` as it was before."""
+    before = {p.name: p.read_bytes() for p in out.iterdir()} if out.exists() else None
+    assert main([*argv, "--out", str(out), "--max-epochs", "2", "--quiet"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("scdeconv run: error: ")
+    for message in messages:
+        assert message in err, err
+    after = {p.name: p.read_bytes() for p in out.iterdir()} if out.exists() else None
+    assert after == before or (before is None and after == {})  # nothing partial, nothing clobbered
+
+
+@pytest.mark.parametrize(
+    "content",
+    [pytest.param(b"not an hdf5 file" * 64, id="garbage"), pytest.param(b"", id="empty"), "truncated"],
+)
+def test_run_on_a_corrupt_file(small_file, tmp_path, capsys, content):
+    bad = tmp_path / "bad.h5ad"
+    bad.write_bytes(small_file.read_bytes()[:4000] if content == "truncated" else content)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "report.md").write_text("an earlier report")
+    _fails_cleanly(["run", str(bad), "--groupby", "group", "--compare", "Ery", "rest"], out, capsys,
+                   "is not a readable .h5ad file", "Check that it is complete")  # fmt: skip
+
+
+def test_run_on_non_count_data(tmp_path, capsys):
+    adata = make_counts(n_cells=60)
+    adata.layers["counts"] = adata.X.copy()
+    adata.X = adata.X.log1p()
+    path = tmp_path / "lognorm.h5ad"
+    adata.write_h5ad(path)
+    argv = ["run", str(path), "--groupby", "group", "--compare", "ery", "mono"]
+    _fails_cleanly(argv, tmp_path / "out", capsys, "adata.X contains non-integer values", "--layer")
+    _fails_cleanly([*argv, "--layer", "raw"], tmp_path / "out", capsys, "Layer 'raw' not found", "['counts']")
+
+
+def test_failure_while_writing_leaves_no_partial_output(small_file, tmp_path, capsys, monkeypatch):
+    """A failure after the computation, while figures are written, leaves --out as it was."""
+    import scdeconv._pipeline as pipeline
+
+    def broken(adata, folder, color):
+        (folder / "panel_a_input_umap.png").write_bytes(b"half a figure")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pipeline, "_figures", broken)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "report.md").write_text("an earlier report")
+    _fails_cleanly(["run", str(small_file), "--groupby", "group", "--compare", "Ery", "rest"], out, capsys,
+                   "disk full")  # fmt: skip
+    assert not list(out.glob(".partial-*")) and np.array_equal(sorted(p.name for p in out.iterdir()), ["report.md"])
