@@ -55,7 +55,9 @@ def _feed(h, value) -> None:
         for column in value.columns:
             _feed(h, value[column])
     elif isinstance(value, pd.Series | pd.Index):
-        h.update(f"{value.dtype}|{value.name}".encode())  # a CategoricalDtype repr holds its categories
+        h.update(f"{value.dtype}|{value.name}".encode())
+        if isinstance(value.dtype, pd.CategoricalDtype):  # categories (used or not) and their order
+            h.update(f"{list(value.dtype.categories)}|{value.dtype.ordered}".encode())
         h.update(pd.util.hash_pandas_object(pd.Series(np.asarray(value, dtype=object)), index=False).values.tobytes())
         if isinstance(value, pd.Series):
             _feed(h, value.index)
@@ -105,7 +107,7 @@ def _user_data(adata: AnnData) -> AnnData:
     adata.obsp["connectivities"] = sparse.random(adata.n_obs, adata.n_obs, density=0.05, format="csr", random_state=0)
     adata.varp["correlation"] = np.eye(adata.n_vars)
     adata.uns["user"] = {"note": "mine", "values": np.arange(3), "table": pd.DataFrame({"a": [1.0, 2.0]})}
-    adata.raw = adata
+    adata.raw = adata.copy()
     return adata
 
 
@@ -157,3 +159,16 @@ def test_copy_leaves_input_untouched(prepared, name):
     assert fingerprint(slot_hashes(adata)) == before
     assert isinstance(result, AnnData) and result is not adata
     assert written <= set(slot_hashes(result))
+
+
+def test_hashes_see_in_place_changes():
+    """The fingerprint is not vacuous: in-place edits anywhere show up under the right key."""
+    adata = _user_data(make_counts(n_cells=20))
+    before = slot_hashes(adata)
+    adata.X.data[0] += 1
+    adata.obs["batch"] = adata.obs["batch"].cat.add_categories("b3")
+    adata.uns["user"]["table"].iloc[0, 0] = 5.0
+    adata.obsm["X_pca"][0, 0] = 1.0
+    after = slot_hashes(adata)
+    changed = {k for k in before if before[k] != after[k]}
+    assert changed == {("X", ""), ("obs", "batch"), ("uns", "user"), ("obsm", "X_pca")}
