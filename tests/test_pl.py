@@ -215,6 +215,27 @@ def test_group_diff_threshold_changes_mask(adata_diff):
     assert low.count() > high.count()
 
 
+def test_group_diff_fdr_keeps_only_tested_differences(adata_diff):
+    # A hand-made FDR table: significant on the diagonal only; the overlay must show exactly the
+    # cells that are both above the paper's threshold and significant, each marked by a dot.
+    diff = adata_diff.uns["scdeconv_group_diff"]["diff"]
+    fdr = pd.DataFrame(1.0, index=diff.index, columns=diff.columns)
+    for i in range(min(fdr.shape)):
+        fdr.iloc[i, i] = 0.001
+    adata_diff.uns["scdeconv_group_diff"]["node_set_tests"] = {"fdr": fdr}
+    ax = pl.group_diff(adata_diff, fdr=0.05, strip_prefix=False, threshold=0.0, show=False)
+    rows, cols = _tick_labels(ax, "y"), _tick_labels(ax, "x")
+    drawn = ~np.ma.getmaskarray(ax.images[1].get_array())
+    background = heatmap_table(adata_diff, key="my_impact").loc[rows, cols].to_numpy()
+    expected = (fdr.loc[rows, cols].to_numpy() < 0.05) & (background > 0.0)
+    np.testing.assert_array_equal(drawn, expected)
+    assert expected.any()
+    assert len(ax.collections[0].get_offsets()) == expected.sum()
+    del adata_diff.uns["scdeconv_group_diff"]["node_set_tests"]
+    with pytest.raises(KeyError, match="node_set_tests"):
+        pl.group_diff(adata_diff, fdr=0.05, show=False)
+
+
 def test_group_diff_missing_impact_names_the_call(adata_diff):
     del adata_diff.uns["my_impact"]
     with pytest.raises(KeyError, match=r"sd\.tl\.module_impact"):
