@@ -1,0 +1,59 @@
+"""Sphinx configuration of the scdeconv documentation (offline build: no intersphinx fetch)."""
+
+from __future__ import annotations
+
+import sys
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import scdeconv  # noqa: E402
+
+project = "scdeconv"
+author = "scdeconv developers"
+copyright = f"{date.today().year}, {author}"
+version = release = scdeconv.__version__
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.mathjax",
+    "sphinx.ext.viewcode",
+    "sphinx_autodoc_typehints",
+    "myst_nb",
+]
+
+source_suffix = {".md": "myst-nb", ".ipynb": "myst-nb", ".rst": "restructuredtext"}
+master_doc = "index"
+exclude_patterns = ["_build", "**.ipynb_checkpoints", "Thumbs.db", ".DS_Store"]
+templates_path = ["_templates"]
+
+# Tutorials are stored executed (nbmake runs them in CI); the docs only render them.
+nb_execution_mode = "off"
+nb_merge_streams = True
+myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]
+myst_heading_anchors = 3
+
+# API reference: numpydoc docstrings through napoleon, one page per function.
+autosummary_generate = True
+autodoc_member_order = "bysource"
+autodoc_typehints = "description"
+autodoc_default_options = {"members": True, "undoc-members": False}
+napoleon_google_docstring = False
+napoleon_numpy_docstring = True
+napoleon_use_rtype = True
+napoleon_use_param = True
+napoleon_custom_sections = [("Params", "Parameters")]
+typehints_defaults = "braces"
+always_document_param_types = False
+# Nothing is fetched from the network: cross-references to scanpy/anndata/numpy stay plain text.
+nitpicky = False
+suppress_warnings = ["myst.header", "mystnb.unknown_mime_type"]
+
+html_theme = "furo"
+html_title = f"scdeconv {release}"
+html_static_path = ["_static"]
+html_theme_options = {"sidebar_hide_name": False}
