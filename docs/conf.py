@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from datetime import date
 from pathlib import Path
@@ -10,6 +11,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import scdeconv  # noqa: E402
+
+# The tutorials live in the repository's tutorials/ (run there by nbmake); Sphinx reads only
+# its source folder, so copy them in (docs/tutorials/ is generated and git-ignored).
+_TUTORIALS = Path(__file__).resolve().parent / "tutorials"
+_TUTORIALS.mkdir(exist_ok=True)
+for _notebook in sorted((ROOT / "tutorials").glob("*.ipynb")):
+    _target = _TUTORIALS / _notebook.name
+    if not _target.exists() or _target.read_bytes() != _notebook.read_bytes():
+        shutil.copyfile(_notebook, _target)
 
 project = "scdeconv"
 author = "scdeconv developers"
