@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
+import warnings
 from datetime import date
 from pathlib import Path
 
@@ -21,6 +23,10 @@ for _notebook in sorted((ROOT / "tutorials").glob("*.ipynb")):
     if not _target.exists() or _target.read_bytes() != _notebook.read_bytes():
         shutil.copyfile(_notebook, _target)
 
+# sphinx-autodoc-typehints 3.x calls an API Sphinx 9 deprecates: a Python warning, not a docs problem.
+warnings.filterwarnings("ignore", message=".*set_application.*is deprecated", module="sphinx_autodoc_typehints")
+warnings.filterwarnings("ignore", message=".*set_application.*is deprecated")
+
 project = "scdeconv"
 author = "scdeconv developers"
 copyright = f"{date.today().year}, {author}"
@@ -36,7 +42,8 @@ extensions = [
     "myst_nb",
 ]
 
-source_suffix = {".md": "myst-nb", ".ipynb": "myst-nb", ".rst": "restructuredtext"}
+# .rst first: autosummary writes its generated pages with the first suffix.
+source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
 master_doc = "index"
 exclude_patterns = ["_build", "**.ipynb_checkpoints", "Thumbs.db", ".DS_Store"]
 templates_path = ["_templates"]
@@ -67,3 +74,14 @@ html_theme = "furo"
 html_title = f"scdeconv {release}"
 html_static_path = ["_static"]
 html_theme_options = {"sidebar_hide_name": False}
+
+_ABS = re.compile(r"(?<![`\\|])\|([A-Za-z_][\w .]*?)\|(?![`|_])")
+
+
+def _escape_absolute_values(app, what, name, obj, options, lines):
+    """Docstrings write ``mean |attribution|`` for absolute values; reST would read a substitution."""
+    lines[:] = [_ABS.sub(r"\\|\1\\|", line) if "``" not in line else line for line in lines]
+
+
+def setup(app):
+    app.connect("autodoc-process-docstring", _escape_absolute_values)
