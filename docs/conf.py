@@ -80,7 +80,9 @@ _ABS = re.compile(r"(?<![`\\|])\|([A-Za-z_][\w .]*?)\|(?![`|_])")
 
 def _escape_absolute_values(app, what, name, obj, options, lines):
     """Docstrings write ``mean |attribution|`` for absolute values; reST would read a substitution."""
-    lines[:] = [_ABS.sub(r"\\|\1\\|", line) if "``" not in line else line for line in lines]
+    for i, line in enumerate(lines):
+        parts = line.split("``")  # even parts lie outside inline literals
+        lines[i] = "``".join(_ABS.sub(r"\\|\1\\|", p) if k % 2 == 0 else p for k, p in enumerate(parts))
 
 
 def setup(app):
