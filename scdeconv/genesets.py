@@ -22,6 +22,7 @@ __all__ = [
     "hallmark",
     "human_to_mouse",
     "match_gene_sets",
+    "msigdb",
     "read_gmt",
     "to_gene_sets",
 ]
@@ -70,6 +71,50 @@ def read_gmt(path: str | Path) -> GeneSets:
             f"GMT file {str(path)!r} holds no gene sets (empty or blank). Check the file or export it again."
         )
     return {name: [g for g in genes if g] for name, genes in sets.items()}
+
+
+def msigdb(collection: str = "h.all", *, version: str = "2023.2.Hs") -> GeneSets:
+    """Download an MSigDB collection through :class:`gseapy.Msigdb` (needs the internet).
+
+    Parameters
+    ----------
+    collection
+        MSigDB collection, e.g. ``"h.all"`` (Hallmark), ``"c2.cp.reactome"``, ``"c7.immunesigdb"``;
+        ``gseapy.Msigdb().list_category(dbver=version)`` lists them.
+    version
+        MSigDB release, e.g. ``"2023.2.Hs"`` (human symbols) or ``"2023.2.Mm"`` (mouse symbols).
+
+    Returns
+    -------
+    Set name -> gene symbols, ready for any ``gene_sets=`` argument. Cite MSigDB (Liberzon et
+    al. 2015, Cell Systems 1:417) and the collection's own source.
+
+    Raises
+    ------
+    ConnectionError
+        When MSigDB cannot be reached (offline): download the GMT file from
+        https://www.gsea-msigdb.org by other means and pass its path, or use the bundled
+        ``"hallmark"``.
+    ValueError
+        When MSigDB has no such collection or version.
+    """
+    from gseapy import Msigdb
+
+    try:
+        sets = Msigdb.get_gmt(category=collection, dbver=version)
+    except OSError as err:  # requests' ConnectionError, timeouts and URLError are OSErrors
+        raise ConnectionError(
+            f"Could not download MSigDB collection {collection!r} (version {version!r}): {err}. "
+            "Are you offline? Download the .gmt file from https://www.gsea-msigdb.org and pass its path "
+            "(gene_sets='path/to/file.gmt'), or use the bundled gene_sets='hallmark'."
+        ) from err
+    if not sets:
+        raise ValueError(
+            f"MSigDB has no collection {collection!r} in version {version!r}. List them with "
+            f"`gseapy.Msigdb().list_category(dbver={version!r})` and `gseapy.Msigdb().list_dbver()`."
+        )
+    logger.info("Downloaded %d gene sets of MSigDB %s (%s).", len(sets), collection, version)
+    return {str(name): [g for g in genes if g] for name, genes in sets.items()}
 
 
 @lru_cache(maxsize=1)
@@ -148,8 +193,11 @@ def to_gene_sets(gene_sets: str | Path | Mapping | pd.DataFrame, *, species: Spe
     ----------
     gene_sets
         ``"hallmark"`` (bundled MSigDB Hallmark), a path to a GMT file, a mapping
-        set name -> genes, or a long table with columns ``source`` (set) and ``target`` (gene),
-        as decoupler uses.
+        set name -> genes (e.g. a gseapy library from :func:`gseapy.get_library` or
+        :func:`msigdb`), or a long table with columns ``source`` (set) and ``target`` (gene)
+        as decoupler uses (e.g. ``decoupler.op.hallmark()``); its ``weight`` column, if any,
+        is ignored, since the scores treat sets as unweighted, and rows with a negative weight
+        are kept.
     species
         Species of the data. For ``"hallmark"`` it picks human symbols or their mouse orthologs.
         For other sets whose symbols look human while ``species="mouse"``, the sets are
@@ -165,7 +213,10 @@ def to_gene_sets(gene_sets: str | Path | Mapping | pd.DataFrame, *, species: Spe
             raise ValueError(
                 f"A gene-set table needs the columns 'source' (set) and 'target' (gene); missing {sorted(missing)}."
             )
-        sets = {str(k): list(map(str, v)) for k, v in gene_sets.groupby("source", observed=True)["target"]}
+        if "weight" in gene_sets.columns and gene_sets["weight"].nunique() > 1:
+            logger.info("Gene-set table: the 'weight' column is ignored (sets are scored unweighted).")
+        grouped = gene_sets.groupby("source", observed=True, sort=False)["target"]
+        sets = {str(k): list(map(str, v)) for k, v in grouped}
     elif isinstance(gene_sets, Mapping):
         sets = {}
         for name, genes in gene_sets.items():
@@ -181,8 +232,13 @@ def to_gene_sets(gene_sets: str | Path | Mapping | pd.DataFrame, *, species: Spe
         raise ValueError("gene_sets is empty: give at least one gene set.")
     sets_species = detect_species([g for genes in sets.values() for g in genes])
     if species == "mouse" and sets_species == "human":
-        logger.info("Translating human gene sets to mouse by one-to-one orthologs.")
-        sets = {name: human_to_mouse(genes) for name, genes in sets.items()}
+        translated = {name: human_to_mouse(genes) for name, genes in sets.items()}
+        n_before = len({g for genes in sets.values() for g in genes})
+        n_after = len({g for genes in translated.values() for g in genes})
+        logger.info(
+            "Translated human gene sets to mouse by one-to-one orthologs: %d of %d genes have one.", n_after, n_before
+        )
+        sets = translated
     return sets
 
 
@@ -243,6 +299,22 @@ def match_gene_sets(
             f"(best overlap: {int(sizes['n_present'].max())} genes).{hint} Check that var_names hold gene "
             "symbols (not Ensembl ids) and that gene selection kept the set genes, or lower min_size."
         )
+    kept = sizes.loc[list(indices)]
+    share = kept["n_present"] / kept["n_genes"].clip(lower=1)
+    logger.info(
+        "Matched %d gene sets to the data (case-insensitive): median %d of %d genes present per set (%.0f%%).",
+        len(kept),
+        int(kept["n_present"].median()),
+        int(kept["n_genes"].median()),
+        100 * float(share.median()),
+    )
+    for name, row in sizes.iterrows():
+        logger.debug("gene set %s: %d of %d genes present", name, row["n_present"], row["n_genes"])
     if len(dropped):
-        logger.info("Dropped %d gene sets with fewer than %d genes in the data.", len(dropped), min_size)
+        logger.info(
+            "Dropped %d gene sets with fewer than %d genes in the data (e.g. %s).",
+            len(dropped),
+            min_size,
+            ", ".join(map(str, dropped[:3])),
+        )
     return indices, sizes

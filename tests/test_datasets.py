@@ -341,3 +341,19 @@ def test_xor_reproducible_and_round_trip(toy, tmp_path):
 def test_xor_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         simulate_xor(100, **kwargs)
+
+
+def test_wu2020_tcells_bundled():
+    from scdeconv.datasets import wu2020_tcells
+
+    adata = wu2020_tcells()
+    assert adata.shape == (200, 30727)
+    _assert_counts(adata.X)
+    assert detect_species(adata.var_names) == "human"
+    assert adata.obs["lineage"].value_counts().to_dict() == {"CD4": 100, "CD8": 91, "other": 9}
+    cd8 = adata.obs["cluster_orig"].astype(str).str.startswith("8.")
+    assert (adata.obs.loc[cd8, "lineage"] == "CD8").all()
+    # CD8A marks the CD8 lineage: higher mean count there than in CD4 cells.
+    cd8a = np.asarray(adata[:, "CD8A"].X.todense()).ravel()
+    assert cd8a[cd8.to_numpy()].mean() > 5 * cd8a[(adata.obs["lineage"] == "CD4").to_numpy()].mean()
+    assert wu2020_tcells() is not adata

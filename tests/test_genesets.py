@@ -80,3 +80,53 @@ def test_mouse_sets_on_human_data_are_refused():
         resolve_gene_sets(hallmark("mouse"), human_genes, species=None, min_size=3)
     with pytest.raises(ValueError, match="Pass species='human'"):
         resolve_gene_sets("hallmark", human_genes, species="mouse", min_size=3)
+
+
+def test_decoupler_table_with_weights_and_gseapy_dict():
+    table = pd.DataFrame(
+        {"source": ["B", "A", "A"], "target": ["Cd14", "Gata1", "Klf1"], "weight": [1.0, 0.5, -1.0]}
+    )
+    assert to_gene_sets(table) == {"B": ["Cd14"], "A": ["Gata1", "Klf1"]}
+    library = {"A": np.array(["Gata1", "Klf1"]), "B": ("Cd14",)}  # gseapy libraries: set -> list of genes
+    assert to_gene_sets(library) == {"A": ["Gata1", "Klf1"], "B": ["Cd14"]}
+
+
+def test_msigdb_download_and_offline_message(monkeypatch):
+    import gseapy
+
+    def offline(**kwargs):
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(gseapy.Msigdb, "get_gmt", staticmethod(offline))
+    with pytest.raises(ConnectionError, match=r"Are you offline.*hallmark"):
+        sd.genesets.msigdb("h.all")
+    monkeypatch.setattr(gseapy.Msigdb, "get_gmt", staticmethod(lambda **kwargs: None))
+    with pytest.raises(ValueError, match="no collection 'nope'"):
+        sd.genesets.msigdb("nope")
+    seen = {}
+
+    def online(**kwargs):
+        seen.update(kwargs)
+        return {"HALLMARK_X": ["GATA1", "KLF1", ""]}
+
+    monkeypatch.setattr(gseapy.Msigdb, "get_gmt", staticmethod(online))
+    assert sd.genesets.msigdb("h.all", version="2023.2.Hs") == {"HALLMARK_X": ["GATA1", "KLF1"]}
+    assert seen == {"category": "h.all", "dbver": "2023.2.Hs"}
+
+
+def test_matching_is_reported_with_sizes_before_translation(caplog):
+    import logging
+
+    from scdeconv.tl._gene_set_input import resolve_gene_sets
+
+    mouse_genes = np.array([*hallmark("mouse")["HALLMARK_HEME_METABOLISM"][:60], "Foo1"])
+    human = {"HEME": hallmark("human")["HALLMARK_HEME_METABOLISM"], "TINY": ["GATA1", "NOT_A_GENE"]}
+    with caplog.at_level(logging.INFO, logger="scdeconv"):
+        indices, sizes, species = resolve_gene_sets(human, mouse_genes, species=None, min_size=3)
+    assert species == "mouse" and list(indices) == ["HEME"]
+    assert list(sizes.columns) == ["n_given", "n_genes", "n_present"]
+    assert sizes.loc["HEME", "n_given"] == len(human["HEME"]) >= sizes.loc["HEME", "n_genes"]
+    assert sizes.loc["HEME", "n_present"] == 60 and sizes.loc["TINY", "n_given"] == 2
+    text = caplog.text
+    assert "Translated human gene sets to mouse" in text and "Matched 1 gene sets" in text
+    assert "Dropped 1 gene sets with fewer than 3 genes" in text and "TINY" in text

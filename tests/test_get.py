@@ -49,3 +49,50 @@ def test_heatmap_marks_significant_cells(trained_adata):
     median = sd.tl.module_impact(trained_adata, method="guided", score="median", copy=True, progress=False)
     with pytest.raises(KeyError, match="has no 'fdr'"):
         sd.pl.impact_heatmap(median, fdr=0.05, show=False)
+
+
+def test_impact_df_has_set_sizes_and_empirical_pvalue(trained_adata):
+    table = sd.get.impact_df(trained_adata)
+    sizes = trained_adata.uns["scdeconv_impact"]["gene_set_sizes"]
+    assert {"n_present", "pvalue_empirical"} <= set(table.columns)
+    assert (table["n_present"].to_numpy() == sizes.loc[table["gene_set"], "n_present"].to_numpy()).all()
+    assert list(table.columns[:2]) == ["node", "gene_set"]
+
+
+def test_group_diff_df_set_level(trained_adata):
+    table = sd.get.group_diff_df(trained_adata, level="set")
+    assert list(table.columns[:1]) == ["gene_set"]
+    assert {"effect", "pvalue", "fdr", "group1", "group2"} <= set(table.columns)
+    assert (table["group1"] == "ery").all() and (table["group2"] == "rest").all()
+    assert table["fdr"].is_monotonic_increasing
+    with pytest.raises(ValueError, match="level must be"):
+        sd.get.group_diff_df(trained_adata, level="cell")
+
+
+def test_node_genes_df_is_tidy(trained_adata):
+    adata = sd.tl.node_genes(trained_adata, n_top=5, progress=False, copy=True)
+    table = sd.get.node_genes_df(adata)
+    assert list(table.columns) == ["node", "rank", "gene", "score"]
+    assert len(table) == 5 * adata.uns["scdeconv_impact"]["impact"].shape[0]
+    first = table[table["node"] == "node_0"]
+    assert list(first["rank"]) == [1, 2, 3, 4, 5] and first["score"].is_monotonic_decreasing
+    assert list(first["gene"]) == list(adata.uns["scdeconv_node_genes"]["names"]["node_0"])
+    assert set(sd.get.node_genes_df(adata, nodes="node_1")["node"]) == {"node_1"}
+    with pytest.raises(KeyError, match="Unknown nodes"):
+        sd.get.node_genes_df(adata, nodes=["node_99"])
+    with pytest.raises(KeyError, match=r"sd\.tl\.node_genes"):
+        sd.get.node_genes_df(trained_adata, key="missing")
+
+
+def test_activity_works_with_scanpy_umap(trained_adata):
+    import scanpy as sc
+
+    act = sd.get.activity(trained_adata)
+    sc.pp.neighbors(act, use_rep="X_scdeconv", n_neighbors=10)
+    sc.tl.umap(act, random_state=0)
+    name = act.var_names[0]
+    ax = sc.pl.umap(act, color=[name, "group"], show=False)
+    titles = [a.get_title() for a in (ax if isinstance(ax, list) else [ax])]
+    assert name in titles and "group" in titles
+    plt.close("all")
+    assert "X_umap" not in trained_adata.obsm

@@ -215,6 +215,27 @@ def test_group_diff_threshold_changes_mask(adata_diff):
     assert low.count() > high.count()
 
 
+def test_group_diff_fdr_keeps_only_tested_differences(adata_diff):
+    # A hand-made FDR table: significant on the diagonal only; the overlay must show exactly the
+    # cells that are both above the paper's threshold and significant, each marked by a dot.
+    diff = adata_diff.uns["scdeconv_group_diff"]["diff"]
+    fdr = pd.DataFrame(1.0, index=diff.index, columns=diff.columns)
+    for i in range(min(fdr.shape)):
+        fdr.iloc[i, i] = 0.001
+    adata_diff.uns["scdeconv_group_diff"]["node_set_tests"] = {"fdr": fdr}
+    ax = pl.group_diff(adata_diff, fdr=0.05, strip_prefix=False, threshold=0.0, show=False)
+    rows, cols = _tick_labels(ax, "y"), _tick_labels(ax, "x")
+    drawn = ~np.ma.getmaskarray(ax.images[1].get_array())
+    background = heatmap_table(adata_diff, key="my_impact").loc[rows, cols].to_numpy()
+    expected = (fdr.loc[rows, cols].to_numpy() < 0.05) & (background > 0.0)
+    np.testing.assert_array_equal(drawn, expected)
+    assert expected.any()
+    assert len(ax.collections[0].get_offsets()) == expected.sum()
+    del adata_diff.uns["scdeconv_group_diff"]["node_set_tests"]
+    with pytest.raises(KeyError, match="node_set_tests"):
+        pl.group_diff(adata_diff, fdr=0.05, show=False)
+
+
 def test_group_diff_missing_impact_names_the_call(adata_diff):
     del adata_diff.uns["my_impact"]
     with pytest.raises(KeyError, match=r"sd\.tl\.module_impact"):
@@ -370,3 +391,42 @@ def test_embedding_comparison_ax_and_save(adata_counts, tmp_path):
 def test_looks_like_counts():
     assert _embedding_comparison.looks_like_counts(np.array([[0.0, 2.0], [5.0, 1.0]]))
     assert not _embedding_comparison.looks_like_counts(np.log1p(np.array([[0.0, 2.0], [5.0, 1.0]])))
+
+
+def test_impact_dotplot_and_node_genes_plot(counts_factory):
+    import scdeconv as sd
+
+    adata = counts_factory(n_cells=120, seed=2)
+    sd.tl.train_autoencoder(adata, n_latent=6, n_hidden=(12,), max_epochs=3, batch_size=32, progress=False)
+    sd.tl.module_impact(adata, n_null=200, progress=False)
+    ax = sd.pl.impact_dotplot(adata, fdr=1.0, show=False)
+    fdr = adata.uns["scdeconv_impact"]["fdr"]
+    live = ~adata.uns["scdeconv_impact"]["node_stats"]["dead"].to_numpy()
+    xlabels, ylabels = _tick_labels(ax, "x"), _tick_labels(ax, "y")
+    assert set(xlabels) <= set(fdr.index[live]) and xlabels
+    assert all(("HALLMARK_" + y) in fdr.columns for y in ylabels)
+    dots = ax.collections[0]
+    assert len(dots.get_offsets()) == len(xlabels) * len(ylabels)
+    # Size grows with -log10 FDR.
+    shown = fdr.loc[xlabels, ["HALLMARK_" + y for y in ylabels]].T.to_numpy().ravel()
+    order = np.argsort(shown)
+    assert np.all(np.diff(dots.get_sizes()[order]) <= 1e-9)
+    assert ax.figure.axes[-1].get_ylabel() == "null_z"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["FDR 0.05", "FDR 0.01", "FDR 0.001"]
+    ax = sd.pl.impact_dotplot(adata, gene_sets=["HEME_METABOLISM"], nodes=["node_0", "node_1"], show=False)
+    assert _tick_labels(ax, "y") == ["HEME_METABOLISM"] and _tick_labels(ax, "x") == ["node_0", "node_1"]
+    median = sd.tl.module_impact(adata, method="guided", score="median", copy=True, progress=False)
+    with pytest.raises(KeyError, match="no 'fdr'"):
+        sd.pl.impact_dotplot(median, show=False)
+    with pytest.raises(KeyError, match="module_impact"):
+        sd.pl.impact_dotplot(adata, key="missing", show=False)
+    sd.tl.node_genes(adata, n_top=6, progress=False)
+    axes = sd.pl.node_genes(adata, nodes=["node_0", "node_2"], n_genes=4, show=False)
+    assert [a.get_title() for a in axes] == ["node_0", "node_2"]
+    names = adata.uns["scdeconv_node_genes"]["names"]
+    assert [t.get_text() for t in axes[1].texts] == list(names["node_2"][:4])
+    _fig, own = plt.subplots()
+    assert sd.pl.node_genes(adata, nodes="node_1", ax=own, show=False) == [own]
+    with pytest.raises(ValueError, match="one Axes per node"):
+        sd.pl.node_genes(adata, nodes=["node_0", "node_1"], ax=own, show=False)
+    assert len(sd.pl.node_genes(adata, show=False)) == 6

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 from scipy.stats import false_discovery_control
 
 from scdeconv.scoring import (
@@ -65,3 +66,28 @@ def test_minmax_per_set():
     scaled = minmax_per_set(impact)
     np.testing.assert_allclose(scaled["A"], [0, 1, 0.5])
     np.testing.assert_allclose(scaled["B"], [0, 0, 0])
+
+
+def test_welch_from_moments_matches_scipy():
+    # Moments in, the same t, p as scipy's Welch test on the raw values; effect = Cohen's d.
+    from scipy.stats import ttest_ind
+
+    from scdeconv.scoring import welch_from_moments
+
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(0.3, 1.0, size=(40, 2, 3)), rng.normal(0.0, 2.0, size=(25, 2, 3))
+    test = welch_from_moments(a.sum(0), (a**2).sum(0), 40, b.sum(0), (b**2).sum(0), 25)
+    expected = ttest_ind(a, b, axis=0, equal_var=False)
+    np.testing.assert_allclose(test.statistic, expected.statistic, rtol=1e-8)
+    np.testing.assert_allclose(test.pvalue, expected.pvalue, rtol=1e-7)
+    pooled = np.sqrt((39 * a.var(0, ddof=1) + 24 * b.var(0, ddof=1)) / 63)
+    np.testing.assert_allclose(test.effect, (a.mean(0) - b.mean(0)) / pooled, rtol=1e-8)
+
+
+def test_welch_from_moments_without_spread_and_too_few_cells():
+    from scdeconv.scoring import welch_from_moments
+
+    flat = welch_from_moments(np.array([2.0]), np.array([2.0]), 2, np.array([2.0]), np.array([2.0]), 2)
+    assert flat.effect[0] == 0 and flat.pvalue[0] == 1
+    with pytest.raises(ValueError, match="at least 2 cells"):
+        welch_from_moments(np.zeros(1), np.zeros(1), 1, np.zeros(1), np.zeros(1), 5)

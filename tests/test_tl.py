@@ -121,6 +121,28 @@ def test_median_group_diff_is_difference_of_group_impacts(trained_adata):
         result["impact_group1"], ery.uns["scdeconv_impact"]["impact"], check_exact=False, rtol=1e-5
     )
     pd.testing.assert_frame_equal(result["diff"], result["impact_group1"] - result["impact_group2"])
+    # node_set_tests: Welch's test of the per-cell set medians, as scipy computes it on the cells.
+    from scipy.stats import ttest_ind
+
+    from scdeconv._model_store import load_model
+    from scdeconv._module.saliency import iter_saliency
+    from scdeconv.tl._saliency_pass import model_counts
+
+    module, genes = load_model(adata, "scdeconv")
+    counts, _ = model_counts(adata, "scdeconv")
+    names = list(result["diff"].columns)
+    columns = [pd.Index(genes).get_indexer(adata.uns["scdeconv_impact"]["gene_sets"][n]) for n in names]
+    per_cell = {}
+    for g in ("ery", "mono"):
+        rows = np.flatnonzero(adata.obs["group"] == g)
+        chunks = iter_saliency(module, counts, columns, method="guided", rows=rows)
+        per_cell[g] = np.concatenate([c.set_scores for c in chunks])
+    expected = ttest_ind(per_cell["ery"], per_cell["mono"], axis=0, equal_var=False)
+    tests = result["node_set_tests"]
+    live = ~adata.uns["scdeconv_impact"]["node_stats"]["dead"].to_numpy()
+    np.testing.assert_allclose(tests["statistic"].to_numpy()[live], expected.statistic[live], rtol=1e-3, atol=1e-4)
+    fdr, pvalue = tests["fdr"].to_numpy()[live], tests["pvalue"].to_numpy()[live]
+    assert fdr.max() <= 1 and (fdr >= pvalue).all()
 
 
 class TestErrors:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Literal
+
 import pandas as pd
 from anndata import AnnData
 
@@ -8,15 +10,49 @@ from ..scoring import minmax_per_set
 from ..tl._group_diff import PANEL_E_THRESHOLD, stored_impact
 
 
-def group_diff_df(adata: AnnData, key: str = GROUP_DIFF_KEY, threshold: float = PANEL_E_THRESHOLD) -> pd.DataFrame:
-    """Long table of the (node, set) differences the paper's panel e shows, largest first.
+def group_diff_df(
+    adata: AnnData,
+    key: str = GROUP_DIFF_KEY,
+    threshold: float = PANEL_E_THRESHOLD,
+    *,
+    level: Literal["node", "set"] = "node",
+) -> pd.DataFrame:
+    """The result of :func:`scdeconv.tl.group_diff` as a tidy long DataFrame.
 
-    Rows where the whole-data scaled impact exceeds ``threshold``, with columns ``node``,
-    ``gene_set``, ``scaled_impact``, ``diff`` and ``scaled_diff``.
+    Parameters
+    ----------
+    adata
+        AnnData with ``adata.uns[key]`` from :func:`scdeconv.tl.group_diff`.
+    key
+        ``uns`` key of the comparison.
+    threshold
+        With ``level="node"``: keep (node, set) pairs whose whole-data scaled impact exceeds it
+        (the paper's panel e shows differences above 0.85); ``0`` keeps all live pairs.
+    level
+        ``"node"``: the node-level differences of the paper's panel e. ``"set"``: the test of
+        every gene set on per-cell activity (``set_tests``), with the statistics.
+
+    Returns
+    -------
+    ``level="node"``: columns ``node``, ``gene_set``, ``scaled_impact``, ``diff`` and
+    ``scaled_diff``, largest ``|diff|`` first.
+
+    ``level="set"``: columns ``gene_set``, ``effect`` (rank-biserial, positive = higher in
+    ``group1``), ``mean_activity1``, ``mean_activity2``, ``pvalue``, ``fdr``, plus ``group1`` and
+    ``group2`` (labels from ``params``); sorted by FDR.
     """
     if key not in adata.uns:
         raise KeyError(f"Did not find adata.uns[{key!r}]. Run `sd.tl.group_diff(adata, ...)` first.")
+    if level not in ("node", "set"):
+        raise ValueError(f"level must be 'node' or 'set', not {level!r}.")
     result = adata.uns[key]
+    if level == "set":
+        table = result["set_tests"].copy()
+        table.index.name = "gene_set"
+        table = table.reset_index()
+        table["group1"] = result["params"]["group1"]
+        table["group2"] = result["params"]["group2"]
+        return table
     stored = stored_impact(adata, result["params"]["impact_key"])
     live = ~stored["node_stats"]["dead"].to_numpy()
     scaled = minmax_per_set(stored["impact"]).loc[live]

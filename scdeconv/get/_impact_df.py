@@ -11,11 +11,24 @@ from ..tl._group_diff import stored_impact
 def impact_df(adata: AnnData, key: str = IMPACT_KEY, *, drop_dead: bool = True) -> pd.DataFrame:
     """The impact table of :func:`scdeconv.tl.module_impact` as a tidy long DataFrame.
 
+    One row per (node, gene set), for pandas, seaborn or a spreadsheet:
+    ``sd.get.impact_df(adata).query("fdr < 0.05")``.
+
+    Parameters
+    ----------
+    adata
+        AnnData with ``adata.uns[key]`` from :func:`scdeconv.tl.module_impact`.
+    key
+        ``uns`` key of the impact result.
+    drop_dead
+        Leave out dead nodes (``node_stats["dead"]``).
+
     Returns
     -------
-    One row per (node, gene set): ``node``, ``gene_set``, ``impact``, ``scaled`` (min-max per
-    set across nodes, as in the heatmap), ``rank`` (1 = the set's strongest node) and, when the
-    null model was run, ``null_z``, ``pvalue`` and ``fdr``; sorted by ``scaled`` then
+    Columns ``node``, ``gene_set``, ``impact`` (the score: enrichment z-sum, or the paper's
+    median), ``scaled`` (min-max per set across nodes, as in the heatmap), ``rank`` (1 = the
+    set's strongest node), ``n_present`` (genes of the set scored) and, when the null model was
+    run, ``null_z``, ``pvalue``, ``pvalue_empirical`` and ``fdr``; sorted by ``scaled`` then
     ``impact``, largest first.
     """
     stored = stored_impact(adata, key)
@@ -23,11 +36,16 @@ def impact_df(adata: AnnData, key: str = IMPACT_KEY, *, drop_dead: bool = True) 
     live = ~stored["node_stats"]["dead"].to_numpy() if drop_dead else slice(None)
     impact = impact.loc[live]
     columns = {"impact": impact.stack(), "scaled": minmax_per_set(impact).stack()}
-    for name in ("null_z", "pvalue", "fdr"):
+    for name in ("null_z", "pvalue", "pvalue_empirical", "fdr"):
         if name in stored:
             columns[name] = stored[name].loc[live].stack(future_stack=True)
     table = pd.DataFrame(columns)
     table.index.names = ["node", "gene_set"]
     table = table.reset_index()
     table["rank"] = table.groupby("gene_set")["impact"].rank(ascending=False, method="min").astype(int)
+    sizes = stored.get("gene_set_sizes")
+    if sizes is not None and "n_present" in sizes:
+        table["n_present"] = table["gene_set"].map(sizes["n_present"]).astype(int)
+    order = ["node", "gene_set", "impact", "scaled", "rank", "n_present", "null_z", "pvalue", "pvalue_empirical"]
+    table = table[[c for c in order if c in table] + [c for c in table if c not in order]]
     return table.sort_values(["scaled", "impact"], ascending=False, ignore_index=True)

@@ -40,6 +40,7 @@ def group_diff(
     impact_key: str | None = None,
     threshold: float = 0.85,
     heatmap_threshold: float = 0.7,
+    fdr: float | None = None,
     drop_dead: bool = True,
     cluster: bool = True,
     gene_sets: Sequence[str] | str | None = None,
@@ -57,7 +58,8 @@ def group_diff(
     The background is the whole-data heatmap of :func:`scdeconv.pl.impact_heatmap` (same
     nodes, sets and order) in grey. On top, in cells where the whole-data scaled impact is
     above ``threshold``, the scaled difference ``(group1 - group2) / max|group1 - group2|`` is
-    drawn blue-white-red with limits -1..1: red means higher impact in ``group1``.
+    drawn blue-white-red with limits -1..1: red means higher impact in ``group1``. With ``fdr``,
+    only differences that the per-(node, set) tests call significant are drawn, and dotted.
 
     Parameters
     ----------
@@ -70,6 +72,10 @@ def group_diff(
         ``adata.uns[key]["params"]["impact_key"]`` (else ``"scdeconv_impact"``).
     threshold
         Overlay the difference only where the whole-data scaled impact exceeds this (paper: 0.85).
+    fdr
+        With the per-(node, set) tests of :func:`scdeconv.tl.group_diff` (``node_set_tests``),
+        draw the difference only where their FDR is below this, and mark those cells with a dot.
+        ``None`` (default) draws the paper's overlay, untested.
     heatmap_threshold
         Node filter of the background heatmap, as ``threshold`` of
         :func:`~scdeconv.pl.impact_heatmap` (0.7 gives the same layout as its default).
@@ -124,6 +130,14 @@ def group_diff(
         adata, key=impact_key, threshold=heatmap_threshold, drop_dead=drop_dead, cluster=cluster, gene_sets=gene_sets
     )
     overlay = overlay_values(background, scaled_diff, threshold)
+    significant = None
+    if fdr is not None:
+        if "node_set_tests" not in result:
+            raise KeyError(f"adata.uns[{key!r}] has no 'node_set_tests': rerun `sd.tl.group_diff`.")
+        tested = pd.DataFrame(result["node_set_tests"]["fdr"]).astype(float)
+        tested = tested.reindex(index=background.index, columns=background.columns).to_numpy()
+        significant = (tested < fdr) & ~overlay.mask
+        overlay.mask |= ~significant
 
     owns_figure = ax is None
     if ax is None:
@@ -133,6 +147,10 @@ def group_diff(
         background_cmap = ListedColormap(plt.get_cmap("Greys")(np.linspace(0.15, 0.8, 256)), name="grey")
     draw_table(ax, background, strip_prefix=strip_prefix, cmap=background_cmap, vmin=0.0, vmax=1.0)
     ax.imshow(overlay, aspect="auto", interpolation="nearest", cmap=cmap, vmin=-1.0, vmax=1.0)
+    if significant is not None:
+        rows, cols = np.nonzero(significant)
+        ax.scatter(cols, rows, s=6, c="white", edgecolors="black", linewidths=0.4, label=f"FDR < {fdr:g}")
+        ax.legend(loc="upper left", bbox_to_anchor=(0, -0.02), fontsize="small", frameon=False)
     group1, group2 = params.get("group1", "group1"), params.get("group2", "rest")
     bar = ax.figure.colorbar(ax.images[1], ax=ax, shrink=0.6)
     bar.set_label(f"scaled difference ({group1} - {group2})")

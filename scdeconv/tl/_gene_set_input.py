@@ -25,8 +25,9 @@ def resolve_gene_sets(
 
     Returns
     -------
-    Set name -> column indices into ``genes``; the size table of :func:`match_gene_sets`;
-    the species used.
+    Set name -> column indices into ``genes``; the size table of :func:`match_gene_sets`
+    with ``n_given`` (genes per set as given, before ortholog translation) in front; the species
+    used.
     """
     data_species = detect_species(genes)
     if species is not None and species not in ("human", "mouse"):
@@ -48,4 +49,11 @@ def resolve_gene_sets(
             "species='mouse' if the data are in fact mouse."
         )
     indices, sizes = match_gene_sets(sets, genes, min_size=min_size)
+    sizes.insert(0, "n_given", _given_sizes(gene_sets, sets))
     return indices, sizes, species
+
+
+def _given_sizes(gene_sets, sets: dict[str, list[str]]) -> list[int]:
+    """Genes per set as the user gave them, before any ortholog translation (``n_given``)."""
+    given = to_gene_sets(gene_sets)  # species=None: no translation ("hallmark" gives the human sets)
+    return [len(dict.fromkeys(given.get(name, sets[name]))) for name in sets]

@@ -17,6 +17,7 @@ from ..scoring import (
     log_ratio,
     scaled_difference,
     set_enrichment,
+    welch_from_moments,
 )
 from ._groups import as_group_list, two_group_labels
 from ._module_impact import impact_tables
@@ -55,6 +56,22 @@ def activity_tests(activity1: np.ndarray, activity2: np.ndarray, names: list[str
     return table.sort_values(["fdr", "effect"], ascending=[True, False])
 
 
+def node_set_tests(sums, dead: np.ndarray, nodes: pd.Index, names: list[str]) -> dict[str, pd.DataFrame]:
+    """Per (node, set), Welch's test of the cells' scores between the two groups; BH over live pairs."""
+    test = welch_from_moments(
+        sums.node_set[0], sums.node_set_squares[0], int(sums.n_cells[0]),
+        sums.node_set[1], sums.node_set_squares[1], int(sums.n_cells[1]),
+    )  # fmt: skip
+    pvalue = np.where(dead[:, None], np.nan, test.pvalue)
+    tables = {
+        "effect": np.where(dead[:, None], 0.0, test.effect),
+        "statistic": np.where(dead[:, None], 0.0, test.statistic),
+        "pvalue": pvalue,
+        "fdr": benjamini_hochberg(pvalue),
+    }
+    return {name: pd.DataFrame(values, index=nodes, columns=names) for name, values in tables.items()}
+
+
 def _label(group: str | Sequence[str]) -> str:
     return "+".join(map(str, as_group_list(group)))
 
@@ -86,8 +103,15 @@ def group_diff(
       set (Stouffer): positive where the set's genes gain attribution in ``group1`` more than
       comparable genes do.
 
-    These node-level differences are descriptive. ``set_tests`` adds a test per gene set on the
-    cells' activities.
+    Two tests come with them. ``node_set_tests``: every cell gets a score per (node, set), the
+    set enrichment of its own attributions to that node (``score="enrichment"``: expression-bin
+    z-scores summed over the set, as for the whole data; ``score="median"``: the set's median
+    |saliency|), and the two groups' scores are compared by Welch's t-test, with Cohen's d as the
+    signed effect and a Benjamini-Hochberg FDR over all live (node, set) pairs. Welch's test needs
+    only per-group sums and sums of squares, so it streams over cells in bounded memory (a rank
+    test would need every cell's nodes x sets values) and chunks combine exactly; with tens of
+    cells per group or more its p-values rest on the central limit theorem. ``set_tests``: per
+    gene set, a Mann-Whitney test of the cells' activities (summed over nodes).
 
     Parameters
     ----------
@@ -116,6 +140,10 @@ def group_diff(
     ``set_scores``
         DataFrame per gene set: largest (``max_diff``) and smallest (``min_diff``) difference over
         live nodes, and the nodes where they occur; sorted by ``max_diff``.
+    ``node_set_tests``
+        Dict of DataFrames nodes x gene sets: ``effect`` (Cohen's d, positive = higher in
+        ``group1``), ``statistic`` (Welch's t), ``pvalue`` (two-sided) and ``fdr`` (BH over live
+        pairs); dead nodes get effect 0 and NaN p-values.
     ``set_tests``
         DataFrame per gene set: per-cell activity (as in ``obsm['scdeconv_activity']``) compared
         between the groups by a two-sided Mann-Whitney test: ``effect`` (rank-biserial, positive =
@@ -136,6 +164,8 @@ def group_diff(
     model_key = params["model_key"]
     genes = pd.Index(np.asarray(adata.uns[model_key]["var_names"]).astype(str))
     set_columns = [genes.get_indexer(np.asarray(gene_sets[n]).astype(str)) for n in names]
+    score = params["score"]
+    bins = expression_bins(np.asarray(stored["gene_mean"]), int(params.get("n_bins", 10)))
     sums = saliency_group_sums(
         adata,
         model_key=model_key,
@@ -148,12 +178,12 @@ def group_diff(
         device=device,
         progress=progress,
         activity=True,
+        node_sets=True,
         n_bins=int(params.get("n_bins", 10)),
+        bins=bins,
     )
     nodes = stored["impact"].index
-    score = params["score"]
-    bins = None if score == "median" else expression_bins(np.asarray(stored["gene_mean"]), int(params["n_bins"]))
-    per_group = impact_tables(sums, set_columns, score, bins)
+    per_group = impact_tables(sums, set_columns, score, None if score == "median" else bins)
     impact1 = pd.DataFrame(per_group[0], index=nodes, columns=names)
     impact2 = pd.DataFrame(per_group[1], index=nodes, columns=names)
     if score == "median":
@@ -176,6 +206,7 @@ def group_diff(
         }
     ).sort_values("max_diff", ascending=False)
     adata.uns[key_added] = {
+        "node_set_tests": node_set_tests(sums, dead, nodes, names),
         "set_tests": activity_tests(sums.activity[labels == 0], sums.activity[labels == 1], names),
         "params": {
             "groupby": groupby,

@@ -192,7 +192,9 @@ def module_impact(
         DataFrame per node: ``activation_std``, ``max_impact``, ``dead`` (activation nearly
         constant over cells; such nodes score 0 with ``score="enrichment"``).
     ``gene_set_sizes``
-        DataFrame per gene set: ``n_genes``, ``n_present`` in the model.
+        DataFrame per gene set: ``n_given`` (genes as given), ``n_genes`` (after ortholog
+        translation, if any) and ``n_present`` (matched case-insensitively among the model's
+        genes); sets with fewer than ``min_size`` present are listed but not scored.
     ``gene_sets``
         Set name -> the model genes that were scored (reused by :func:`scdeconv.tl.group_diff`).
     ``gene_mean``

@@ -26,6 +26,8 @@ class GroupSums:
     ``attribution`` (groups, nodes, genes): |attribution| per gene (``"enrichment"``). Beside the
     sums: ``gene_mean``, the mean encoder input of each gene over all cells (expression bins),
     and ``activity`` (cells, sets), the per-cell activity of each set when asked for.
+    ``node_set`` and ``node_set_squares`` (groups, nodes, sets): sums of the per-cell set
+    enrichment of each node and of its square (the moments a two-group test needs).
     """
 
     n_cells: np.ndarray
@@ -33,6 +35,8 @@ class GroupSums:
     attribution: np.ndarray | None = None
     gene_mean: np.ndarray | None = None
     activity: np.ndarray | None = None
+    node_set: np.ndarray | None = None
+    node_set_squares: np.ndarray | None = None
 
     def mean(self, name: str) -> np.ndarray:
         """Per-group means of one of the summed quantities."""
@@ -41,7 +45,7 @@ class GroupSums:
 
     def pooled(self) -> GroupSums:
         """All groups summed into one (exact: sums and counts, not averages of averages)."""
-        fields = ("set_medians", "attribution")
+        fields = ("set_medians", "attribution", "node_set", "node_set_squares")
         return GroupSums(
             n_cells=self.n_cells.sum(keepdims=True),
             gene_mean=self.gene_mean,
@@ -75,7 +79,9 @@ def saliency_group_sums(
     device: str,
     progress: bool,
     activity: bool = False,
+    node_sets: bool = False,
     n_bins: int = 10,
+    bins: np.ndarray | None = None,
 ) -> GroupSums:
     """Sum, within each group, what ``score`` needs from the cells' attributions.
 
@@ -90,6 +96,14 @@ def saliency_group_sums(
     activity
         Also score each cell's activity of each set (:func:`scdeconv.scoring.cell_activity`),
         with ``n_bins`` expression bins.
+    node_sets
+        Also sum, per group, each cell's score of every (node, set) and its square: the set
+        enrichment of the cell's attributions (:func:`scdeconv._module.saliency.cell_set_enrichment`)
+        for ``"enrichment"``, the set median for ``"median"``.
+    bins
+        Expression bin of every gene; by default ``n_bins`` equal-count bins of this pass's
+        mean input (pass the stored bins so per-cell scores match a previous
+        :func:`~scdeconv.tl.module_impact`).
     """
     from tqdm import tqdm
 
@@ -108,8 +122,12 @@ def saliency_group_sums(
         sums.set_medians = np.zeros((n_groups, n_nodes, len(set_columns)))
     else:
         sums.attribution = np.zeros((n_groups, n_nodes, len(genes)))
-    if activity:
+    if bins is None:
         bins = expression_bins(sums.gene_mean, n_bins)
+    if node_sets:
+        sums.node_set = np.zeros((n_groups, n_nodes, len(set_columns)))
+        sums.node_set_squares = np.zeros_like(sums.node_set)
+    if activity:
         sums.activity = np.full((len(labels), len(set_columns)), np.nan)
     with tqdm(total=len(rows), desc="saliency", unit="cell", disable=not progress) as bar:
         for group in range(n_groups):  # one group at a time, so per-gene sums stay per group
@@ -122,6 +140,7 @@ def saliency_group_sums(
                 set_scores=median,
                 gene_sums=not median,
                 cell_totals=activity,
+                node_set_bins=bins if node_sets and not median else None,
                 chunk_size=chunk_size,
                 device=device,
             )
@@ -130,6 +149,10 @@ def saliency_group_sums(
                     sums.set_medians[group] += chunk.set_scores.sum(axis=0, dtype=np.float64)
                 else:
                     sums.attribution[group] += chunk.gene_sums
+                if node_sets:
+                    scores = (chunk.set_scores if median else chunk.node_set_scores).astype(np.float64)
+                    sums.node_set[group] += scores.sum(axis=0)
+                    sums.node_set_squares[group] += (scores * scores).sum(axis=0)
                 if activity:
                     sums.activity[chunk.rows] = cell_activity(chunk.cell_totals, bins, set_columns)
                 bar.update(len(chunk.rows))

@@ -1,0 +1,192 @@
+"""``sd.pl.impact_dotplot``: nodes x gene sets, dot size = -log10 FDR, colour = null z-score."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+from matplotlib.axes import Axes
+from matplotlib.colors import Colormap, TwoSlopeNorm
+
+from .._docs import inject_docs
+from .._keys import IMPACT_KEY
+from ._impact_heatmap import _select_sets, set_labels
+from ._utils import get_result, savefig_or_show
+
+__all__ = ["impact_dotplot"]
+
+# -log10 FDR at which a dot reaches full size.
+_SIZE_CAP = 4.0
+
+
+def dotplot_tables(
+    result,
+    *,
+    fdr: float,
+    gene_sets: Sequence[str] | str | None,
+    nodes: Sequence[str] | None,
+    max_sets: int,
+    max_nodes: int,
+    color: str,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The (gene sets x nodes) FDR and colour tables the dot plot shows, rows and columns chosen."""
+    if "fdr" not in result:
+        raise KeyError(
+            "The impact result has no 'fdr': run `sd.tl.module_impact(adata, score='enrichment', n_null=1000)` "
+            "(the default) for the null model."
+        )
+    if color not in result:
+        raise KeyError(f"The impact result has no {color!r}; use color='null_z' or 'impact'.")
+    dead = result["node_stats"]["dead"].to_numpy()
+    fdr_table = result["fdr"].loc[~dead]
+    if gene_sets is None:
+        stats = result.get("set_stats")
+        ranked = list(stats.index) if stats is not None else list(fdr_table.min(axis=0).sort_values().index)
+        significant = [s for s in ranked if fdr_table[s].min() <= fdr]
+        sets = (significant or ranked)[:max_sets]
+    else:
+        sets = _select_sets(fdr_table.columns, gene_sets)
+    if nodes is None:
+        best = fdr_table[sets].min(axis=1)
+        chosen = best[best <= fdr]
+        if chosen.empty:
+            chosen = fdr_table[sets].idxmin(axis=0).drop_duplicates()
+            chosen = best.loc[list(chosen)]
+        nodes = list(chosen.sort_values(kind="stable").index[:max_nodes])
+        nodes = sorted(nodes, key=lambda n: int(str(n).rsplit("_", 1)[-1]) if str(n)[-1].isdigit() else 0)
+    else:
+        unknown = [n for n in nodes if n not in result["impact"].index]
+        if unknown:
+            raise ValueError(f"Unknown nodes {unknown}; the impact table has {list(result['impact'].index[:3])}...")
+        nodes = list(nodes)
+    # Rows: gene sets, ordered by the node where each is strongest, so the plot reads diagonally.
+    values = result[color].loc[nodes, sets]
+    strongest = pd.Series(np.nan_to_num(values.to_numpy(), nan=-np.inf).argmax(axis=0), index=sets)
+    sets = list(strongest.sort_values(kind="stable").index)
+    return result["fdr"].loc[nodes, sets].T, result[color].loc[nodes, sets].T
+
+
+@inject_docs
+def impact_dotplot(
+    adata: AnnData,
+    *,
+    key: str = IMPACT_KEY,
+    fdr: float = 0.05,
+    gene_sets: Sequence[str] | str | None = None,
+    nodes: Sequence[str] | None = None,
+    max_sets: int = 20,
+    max_nodes: int = 30,
+    color: str = "null_z",
+    strip_prefix: bool = True,
+    cmap: str | Colormap = "RdBu_r",
+    dot_max: float = 120.0,
+    figsize: tuple[float, float] | None = None,
+    title: str | None = None,
+    ax: Axes | None = None,
+    show: bool | None = None,
+    save: bool | str | os.PathLike | None = None,
+) -> Axes:
+    """Dot plot of gene sets x nodes: dot size = -log10 FDR, colour = effect (null z-score).
+
+    The statistics of the null model of :func:`scdeconv.tl.module_impact`, in the layout of
+    ``sc.pl.dotplot``: one row per gene set, one column per node. A dot's area grows with
+    ``-log10(fdr)`` (full size at FDR ``1e-4``); its colour is the (node, set) ``null_z`` (how
+    many null standard deviations the score lies above expression-matched random sets).
+    Dots with FDR <= ``fdr`` get a black edge. Dead nodes are never shown.
+
+    Parameters
+    ----------
+    adata
+        AnnData with ``adata.uns[key]`` from :func:`scdeconv.tl.module_impact` with its null
+        model (``score="enrichment"``, ``n_null > 0``).
+    key
+        ``uns`` key of the impact result.
+    fdr
+        Significance level: by default the plot shows the gene sets with some node at
+        FDR <= ``fdr`` (best first by ``set_stats``) and the nodes significant for some shown
+        set; when nothing is significant, the best sets and their best nodes.
+    gene_sets
+        Show these gene sets (full names, or without the ``HALLMARK_`` prefix).
+    nodes
+        Show these nodes (``"node_3"``, ...), in this order.
+    max_sets, max_nodes
+        At most this many rows and columns when chosen automatically.
+    color
+        ``uns`` table for the colour: ``"null_z"`` (default) or ``"impact"``.
+    strip_prefix
+        Drop the ``HALLMARK_`` prefix from the gene-set labels.
+    cmap
+        Diverging colormap, centred at 0.
+    dot_max
+        Marker area (points^2) of the largest dot.
+    figsize
+        Figure size when a new figure is made.
+    title
+        Axes title.
+    {ax_show_save}
+
+    Returns
+    -------
+    The Axes: node names as x tick labels, gene sets as y tick labels, a colorbar labelled
+    with ``color`` and a legend of dot sizes (FDR 0.05, 0.01, 0.001).
+
+    Examples
+    --------
+    >>> sd.tl.module_impact(adata)  # doctest: +SKIP
+    >>> sd.pl.impact_dotplot(adata, fdr=0.05)  # doctest: +SKIP
+    """
+    result = get_result(adata, key, "sd.tl.module_impact(adata)")
+    fdr_table, colour = dotplot_tables(
+        result, fdr=fdr, gene_sets=gene_sets, nodes=nodes, max_sets=max_sets, max_nodes=max_nodes, color=color
+    )
+    labels = set_labels(fdr_table.index, strip_prefix)
+    owns_figure = ax is None
+    if ax is None:
+        width = 2.5 + 0.32 * fdr_table.shape[1] + 0.06 * max((len(s) for s in labels), default=0)
+        height = 1.6 + 0.28 * fdr_table.shape[0]
+        _, ax = plt.subplots(figsize=figsize or (max(width, 4.0), max(height, 2.5)), layout="constrained")
+    n_rows, n_cols = fdr_table.shape
+    xx, yy = np.meshgrid(np.arange(n_cols), np.arange(n_rows))
+    neglog = -np.log10(np.clip(fdr_table.to_numpy(dtype=float), 1e-300, 1.0))
+    sizes = dot_max * np.clip(np.nan_to_num(neglog, nan=0.0) / _SIZE_CAP, 0.0, 1.0) + 2.0
+    values = colour.to_numpy(dtype=float)
+    span = float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 1.0
+    norm = TwoSlopeNorm(vcenter=0.0, vmin=-max(span, 1e-9), vmax=max(span, 1e-9))
+    significant = (fdr_table.to_numpy(dtype=float) <= fdr).ravel()
+    dots = ax.scatter(
+        xx.ravel(),
+        yy.ravel(),
+        s=sizes.ravel(),
+        c=np.nan_to_num(values, nan=0.0).ravel(),
+        cmap=cmap,
+        norm=norm,
+        edgecolors=np.where(significant, "black", "none"),
+        linewidths=0.8,
+    )
+    ax.set_xticks(np.arange(n_cols), list(fdr_table.columns), rotation=90)
+    ax.set_yticks(np.arange(n_rows), labels)
+    ax.set_xlim(-0.6, n_cols - 0.4)
+    ax.set_ylim(n_rows - 0.4, -0.6)
+    ax.set_xlabel("node")
+    ax.grid(False)
+    ax.figure.colorbar(dots, ax=ax, label=color, shrink=0.6)
+    handles = [
+        ax.scatter([], [], s=dot_max * min(-np.log10(q) / _SIZE_CAP, 1.0) + 2.0, c="grey", edgecolors="black")
+        for q in (0.05, 0.01, 0.001)
+    ]
+    ax.legend(
+        handles,
+        ["FDR 0.05", "FDR 0.01", "FDR 0.001"],
+        title="dot size",
+        loc="upper left",
+        bbox_to_anchor=(1.25, 1.0),
+        frameon=False,
+        fontsize="small",
+    )
+    ax.set_title(title if title is not None else "gene-set impact on nodes")
+    savefig_or_show(ax.figure, "impact_dotplot", show=show, save=save, owns_figure=owns_figure)
+    return ax
