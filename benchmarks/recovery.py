@@ -1098,13 +1098,115 @@ def write_report(out: Path, cfg: Config, parts: dict, elapsed: float, skipped: l
             markdown(abl.groupby("variant", sort=False)[cols[1:]].mean().reset_index()),
             "",
         ]
-    lines += [METHODS_TEXT, ANALYSIS_TEXT, "## Figures", "", *[f"![{p}]({p})" for p in made], ""]
+    lines += [*analysis(head, abl, xor, parity, real), METHODS_TEXT, "## Figures", "", *[f"![{p}]({p})" for p in made]]
+    lines.append("")
     path = out / "RESULTS.md"
     path.write_text("\n".join(lines))
     return path
 
 
-ANALYSIS_TEXT = ""
+def _mean(table: pd.DataFrame, by: str, col: str) -> pd.Series:
+    return table.groupby(by, sort=False)[col].mean() if col in table and not table.empty else pd.Series(dtype=float)
+
+
+def analysis(head: pd.DataFrame, abl: pd.DataFrame, xor: pd.DataFrame, parity: pd.DataFrame, real: pd.DataFrame):
+    """Read-out of the tables above, computed from them, and what would fix each loss."""
+    lines = ["## What the numbers say", ""]
+    by = head.set_index("method")
+    ours = by.loc["scdeconv"]
+    peers_only = by.drop(index="scdeconv")
+
+    def leader(col: str, higher: bool = True) -> tuple[str, float]:
+        col_values = peers_only[col].dropna() if col in peers_only else pd.Series(dtype=float)
+        if col_values.empty:
+            return "", np.nan
+        name = col_values.idxmax() if higher else col_values.idxmin()
+        return name, col_values[name]
+
+    name, best = leader("AUPRC")
+    if name:
+        verdict = "ahead of" if ours["AUPRC"] >= best else "behind"
+        lines.append(
+            f"- **Known-set recovery (a).** scdeconv's AUPRC {ours['AUPRC']:.2f} is {verdict} the best peer "
+            f"({name}, {best:.2f}). Where it is behind, the likely fixes are in the model, not the statistic "
+            "(PCA/NMF/LinearSCVI loadings go through the very same enrichment): a 64-node autoencoder spreads a "
+            "programme over several nodes and mixes programmes within a node, so its best node is less "
+            "specific than a loading vector; a sparsity penalty on the first layer, fewer nodes, or scoring "
+            "nodes after matching them across seeds (``sd.tl.stability``'s consensus) should help. Training "
+            "length matters too: the time budget caps training at the epochs given above (see the ablation "
+            "table's ``epochs``)."
+        )
+    name, best = leader("power")
+    if name:
+        lines.append(
+            f"- **Group comparisons (b).** Power {ours['power']:.2f} at FDP {ours['FDP']:.2f} (best peer power: "
+            f"{name} {best:.2f}; ULM's FDP {by['FDP'].get('decoupler ULM', np.nan):.2f}). The per-cell activity "
+            "is relative within a cell (genes compete with expression-matched genes), which keeps clean "
+            "negatives quiet; the linear peers' reconstructions pass broad shifts (library size, smooth "
+            "factors) on to every set and call more negatives."
+        )
+    name, best = leader("kNN acc")
+    if name:
+        lines.append(
+            f"- **Embedding (d).** kNN accuracy {ours['kNN acc']:.2f} vs {name} {best:.2f}; trustworthiness "
+            f"{ours['trust']:.2f} vs {leader('trust')[0]} {leader('trust')[1]:.2f}. The representation is "
+            "unscaled softplus activations of 64 nodes, some dead or nearly constant; nodes with large "
+            "spread dominate Euclidean neighbourhoods. Standardising the nodes (or a PCA of them) before "
+            "neighbours, and longer training, are the obvious fixes; the loss here is not a reason to use "
+            "the representation for clustering instead of PCA."
+        )
+    name, best = leader("discovery")
+    if name:
+        lines.append(
+            f"- **Discovery outside the gene sets (e).** Best-node top-{TOP} precision {ours['discovery']:.2f} vs "
+            f"{name} {best:.2f} (XOR block: {ours.get('disc. XOR block', np.nan):.2f} vs "
+            f"{leader('disc. XOR block')[1]:.2f}). ``node_genes`` ranks genes by mean attribution over all "
+            "cells, so a programme active in a subset of cells (ProgA: half the erythroid cells, ProgC: a "
+            "quarter of all cells) is diluted; ranking by the attribution difference between cells where the "
+            "node is high and low would target it."
+        )
+    if not xor.empty:
+        x = xor.groupby("method", sort=False)[["single modules", "XOR modules"]].mean()
+        if "scdeconv" in x.index:
+            others = x.drop(index="scdeconv")
+            lines.append(
+                f"- **The paper's XOR metric (c).** scdeconv finds {x.loc['scdeconv', 'single modules']:.2f} of "
+                f"single-factor and {x.loc['scdeconv', 'XOR modules']:.2f} of XOR module markers among its best "
+                f"node's top {TOP}; the best linear method {others['XOR modules'].idxmax()} finds "
+                f"{others['XOR modules'].max():.2f} of XOR markers. An XOR module is itself a block of "
+                "co-expressed genes (up in half of the cells), so linear methods see it as well: the toy "
+                "does not isolate what is nonlinear."
+            )
+    if not parity.empty and "linear probe (parity)" in parity:
+        pr = parity.groupby("method", sort=False)[["linear probe (parity)", "15-NN (parity)"]].mean().dropna()
+        if "scdeconv" in pr.index:
+            lines.append(
+                f"- **Parity.** A linear probe reads the parity from scdeconv's nodes with accuracy "
+                f"{pr.loc['scdeconv', 'linear probe (parity)']:.2f} "
+                f"(PCA {pr['linear probe (parity)'].get('PCA', np.nan):.2f}, "
+                f"chance 0.5); 15-NN on any embedding reaches {pr['15-NN (parity)'].min():.2f}-"
+                f"{pr['15-NN (parity)'].max():.2f}, because the 8 factor combinations form separate clusters. "
+                "Reconstruction never needs the parity, so an autoencoder has no reason to put it on a node: "
+                "a nonlinear model adds nothing here unless the parity itself drives expression (then it is a "
+                "gene block again, visible to every method)."
+            )
+    if not abl.empty and "AUPRC" in abl:
+        a = abl.groupby("variant", sort=False)[["AUPRC", "power", "discovery"]].mean()
+        base = a.iloc[0]
+        deltas = ", ".join(f"{v} {row['AUPRC'] - base['AUPRC']:+.2f}" for v, row in a.iloc[1:].iterrows())
+        lines.append(f"- **Ablations.** AUPRC change from the default: {deltas}.")
+    if not real.empty:
+        for which in real["data"].unique():
+            part = real[real["data"] == which].set_index("method")["expectations met"]
+            lines.append(f"- **{which}.** Expectations met: " + ", ".join(f"{m} {v}" for m, v in part.items()) + ".")
+    lines += [
+        "",
+        "Caveats: the simulator's planted programmes are blocks of up-regulated genes, which is the case "
+        "linear factorisations are built for; the numbers come from one run at the sizes stated above "
+        "(seeds and levels in the header), and wall times were measured on a shared 2-core machine.",
+        "",
+    ]
+    return lines
 
 
 def main(argv: list[str] | None = None) -> Path:
