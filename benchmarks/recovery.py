@@ -842,12 +842,15 @@ def figures(out: Path, sim: pd.DataFrame, xor: pd.DataFrame, abl: pd.DataFrame) 
     fig_dir.mkdir(parents=True, exist_ok=True)
     made = []
     # 1. Program recovery and group-test power by difficulty.
+    methods = list(dict.fromkeys(sim["method"]))
+    colors = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(methods)}
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     for ax, metric in zip(axes, ["AUPRC", "power", "discovery"], strict=True):
         if metric not in sim:
             continue
         pivot = sim.pivot_table(index="level", columns="method", values=metric, aggfunc="mean", sort=False)
-        pivot.plot.bar(ax=ax, rot=0, legend=ax is axes[0])
+        pivot = pivot.dropna(axis=1, how="all")
+        pivot.plot.bar(ax=ax, rot=0, legend=ax is axes[0], color=[colors[m] for m in pivot.columns])
         ax.set_title(metric)
         ax.set_ylim(0, 1.05)
     if axes[0].get_legend():
