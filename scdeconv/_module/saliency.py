@@ -175,7 +175,8 @@ def iter_saliency(
     size = chunk_size or default_chunk_size(module.n_latent, width)
     for batch in batches(len(rows), size):
         idx = rows[batch]
-        x = module.prepare_input(dense_rows(counts, idx, device))
+        dtype = next(module.parameters()).dtype  # float64 for a reference run
+        x = module.prepare_input(dense_rows(counts, idx, device).to(dtype))
         magnitude = attribution(module, x, method=method, columns=columns, n_steps=n_steps).abs_()
         yield SaliencyChunk(
             rows=idx,
