@@ -86,14 +86,15 @@ def attribution(
     if method == "gradient":
         return jacobian(module, x, guided=False, columns=columns)
     x_cols = x if columns is None else x.index_select(1, columns)
+    # In place: no second cells x nodes x genes buffer (allocating one costs as much as the product).
     if method == "grad_x_input":
-        return jacobian(module, x, guided=False, columns=columns) * x_cols.unsqueeze(1)
+        return jacobian(module, x, guided=False, columns=columns).mul_(x_cols.unsqueeze(1))
     if method == "integrated_gradients":
         total = None
         for alpha in (np.arange(n_steps) + 0.5) / n_steps:
             step = jacobian(module, x * float(alpha), guided=False, columns=columns)
-            total = step if total is None else total + step
-        return total / n_steps * x_cols.unsqueeze(1)
+            total = step if total is None else total.add_(step)
+        return total.mul_(x_cols.unsqueeze(1) / n_steps)
     raise ValueError(f"method must be one of {METHODS}, not {method!r}.")
 
 

@@ -65,6 +65,18 @@ def epoch_batches(
             yield block, batch
 
 
+def _adamw(params: list[torch.nn.Parameter], lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    """AdamW, with the fused kernel where this torch has one (CPU since torch 2.4, and CUDA).
+
+    One pass over the weights per step instead of about ten elementwise ones: about a quarter of a
+    CPU training step at the default sizes.
+    """
+    try:
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+
+
 @dataclass
 class TrainingResult:
     """What :func:`fit` returns: per-epoch losses and the epoch whose weights were kept."""
@@ -151,7 +163,7 @@ def fit(
             ids = [device.index if device.index is not None else torch.cuda.current_device()]
         model = torch.nn.parallel.DistributedDataParallel(module, device_ids=ids)
     if optimizer == "adam":
-        opt = torch.optim.AdamW(module.parameters(), lr=lr, weight_decay=weight_decay)
+        opt = _adamw(list(module.parameters()), lr, weight_decay)
     else:
         opt = torch.optim.SGD(module.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
     if val_counts is None:
