@@ -112,3 +112,15 @@ def test_iter_saliency_is_chunk_invariant():
     x = module.prepare_input(torch.from_numpy(counts))
     total = jacobian(module, x, guided=True).abs().sum(dim=0).detach().numpy()
     np.testing.assert_allclose(sum(c.gene_sums for c in many), total, rtol=1e-4)
+
+
+@pytest.mark.parametrize("method", ["guided", "gradient", "grad_x_input"])
+def test_set_medians_by_set_match_full_attribution(method):
+    from scdeconv._module.saliency import set_medians_by_set
+
+    rng = np.random.default_rng(0)
+    module = Autoencoder(30, n_latent=4, n_hidden=(6, 5), softplus_beta=2.0, generator=torch.Generator().manual_seed(0))
+    x = module.prepare_input(torch.from_numpy(rng.poisson(2.0, size=(7, 30)).astype(np.float32)))
+    sets = [torch.as_tensor(rng.choice(30, n, replace=False)) for n in (1, 2, 5, 8)]  # odd and even sizes
+    full = set_medians(attribution(module, x, method=method).abs_(), sets).numpy()
+    np.testing.assert_allclose(set_medians_by_set(module, x, sets, method=method), full, rtol=1e-5, atol=1e-7)
