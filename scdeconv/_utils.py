@@ -57,10 +57,17 @@ def _check_count_values(matrix, *, layer: str | None) -> None:
         )
 
 
-def check_no_empty(matrix, *, layer: str | None, cells: pd.Index, genes: pd.Index) -> None:
-    """Raise if some cell or gene has no counts at all."""
+def check_no_empty(
+    matrix,
+    *,
+    layer: str | None,
+    cells: pd.Index,
+    genes: pd.Index,
+    sums: tuple[np.ndarray, np.ndarray] | None = None,
+) -> None:
+    """Raise if some cell or gene has no counts at all (``sums``: per-cell and per-gene totals, if known)."""
     where = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
-    cell_totals, gene_totals = totals(matrix)
+    cell_totals, gene_totals = totals(matrix) if sums is None else sums
     if (cell_totals == 0).any():
         bad = cells[cell_totals == 0]
         raise ValueError(

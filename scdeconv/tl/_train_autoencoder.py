@@ -186,8 +186,9 @@ def train_autoencoder(
     counts = count_matrix(adata, layer, np.flatnonzero(mask), chunk_size=chunk_size)
     on_disk = isinstance(counts, ChunkedRows)
     check_counts(counts, layer=layer)
-    library, _ = totals(counts)
-    check_no_empty(counts, layer=layer, cells=adata.obs_names, genes=genes)
+    sums = totals(counts)  # one more pass when on disk; reused below
+    check_no_empty(counts, layer=layer, cells=adata.obs_names, genes=genes, sums=sums)
+    library = sums[0]
     if n_latent < 1 or any(h < 1 for h in n_hidden):
         raise ValueError(f"Layer sizes must be positive (n_latent={n_latent}, n_hidden={tuple(n_hidden)}).")
 
