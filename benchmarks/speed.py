@@ -309,6 +309,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2, help="epochs timed per training run")
     parser.add_argument("--scale-epochs", type=int, default=1, help="epochs of each on-disk training run")
     parser.add_argument("--no-scvi", action="store_true", help="skip LinearSCVI")
+    parser.add_argument("--sections", default="train,e2e,scale,accuracy", help="tables to print (default: all)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads per worker (default: torch's)")
     parser.add_argument("--device", default="cpu", help="torch device of the scdeconv runs (cpu, cuda)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -345,15 +346,18 @@ def run_all(args) -> None:
     matmul = w("matmul", n=512 if args.smoke else 2048, seconds=0.5 if args.smoke else 3.0)
     print(f"fp32 matmul: {fmt(matmul.get('gflops'), 1)} GFLOP/s\n", flush=True)
 
+    sections = set(args.sections.split(","))
     base = paul15_counts()
-    if args.smoke:
+    if "train" not in sections:
+        copies = None
+    elif args.smoke:
         base = base[:300].copy()
         base = base[:, np.asarray(base.X.sum(axis=0)).ravel() > 0].copy()
         copies = []
     else:
         copies = [int(c) for c in args.copies.split(",") if c]
     rows = []
-    for factor in [1, *copies]:
+    for factor in [] if copies is None else [1, *copies]:
         data = base if factor == 1 else nb_copies(base, factor)
         path = tmp / f"paul15_x{factor}.h5ad"
         data.write_h5ad(path)
@@ -370,13 +374,14 @@ def run_all(args) -> None:
                      _ratio(impact.get("impact_s"), impact.get("jacobian_s")), _pct(impact.get("gflops"), matmul),
                      impact.get("rss_gb")])  # fmt: skip
         del data
-    print("Training per epoch (target: >= 4x faster than LinearSCVI) and module_impact, all nodes x cells x")
-    print("Hallmark sets with the null model (target: <= 2x the bare Jacobian); % of matmul GFLOP/s (target >= 40%)")
-    print(table(["data", "cells x genes", "scdeconv s/epoch", "LinearSCVI s/epoch", "speed-up", "train % matmul",
+    if rows:
+        print("Training per epoch (target: >= 4x faster than LinearSCVI) and module_impact, all nodes x cells x")
+        print("Hallmark sets with null model (target: <= 2x the bare Jacobian); % of matmul GFLOP/s (target >= 40%)")
+        print(table(["data", "cells x genes", "scdeconv s/epoch", "LinearSCVI s/epoch", "speed-up", "train % matmul",
                  "train RSS GB", "scvi RSS GB", "impact s", "Jacobian s", "impact / Jacobian", "Jacobian % matmul",
                  "impact RSS GB"], rows))  # fmt: skip
 
-    if not args.smoke:
+    if not args.smoke and "e2e" in sections:
         e2e = w("e2e")
         print("\nEnd to end on Paul15 (select genes, train to early stop, impact, group_diff; target < 20 s)")
         print(table(["total s", "train s", "epochs", "impact s", "group_diff s", "RSS GB"],
@@ -384,9 +389,11 @@ def run_all(args) -> None:
                       e2e.get("group_diff_s"), e2e.get("rss_gb")]]))  # fmt: skip
 
     sizes = [2000] if args.smoke else [int(s) for s in args.scale.split(",") if s]
+    sizes = sizes if "scale" in sections else []
     header = ["cells", "file GB", "train s", "impact s", "total s", "s per 1M cells (linear)", "peak RSS GB"]
-    print(f"\nFrom disk (backed .h5ad, X streamed in chunks): train {args.scale_epochs} epoch(s) + module_impact")
-    print(table(header, []), flush=True)
+    if sizes:
+        print(f"\nFrom disk (backed .h5ad, X streamed in chunks): train {args.scale_epochs} epoch(s) + module_impact")
+        print(table(header, []), flush=True)
     last = None
     for n in sizes:
         path = tmp / f"synthetic_{n}.h5ad"
@@ -401,6 +408,8 @@ def run_all(args) -> None:
         print(f"EXTRAPOLATION (not measured): 1,000,000 cells ~ {last[4] * 1e6 / last[0] / 60:.1f} min, "
               f"linear in cells from the {last[0]}-cell run; RSS stays near {fmt(last[6])} GB (chunked).")
 
+    if "accuracy" not in sections:
+        return
     acc = w("accuracy", cells=300 if args.smoke else 1500, genes=500 if args.smoke else 2000,
             epochs=3 if args.smoke else 60)  # fmt: skip
     print("\nFast path (float32, batched) vs reference (float64, unbatched) on the simulator")
