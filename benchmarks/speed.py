@@ -267,6 +267,18 @@ def work_accuracy(spec: dict) -> dict:
 WORKERS = {f.__name__[5:]: f for f in (work_matmul, work_train, work_impact, work_e2e, work_scale, work_accuracy)}
 
 
+def peak_rss_gb() -> float:
+    """This process's peak resident memory: VmHWM, which (unlike ru_maxrss) does not carry over the
+    parent's peak across fork + exec."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1e6  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # KiB on Linux
+
+
 def run_worker(name: str, spec: dict, threads: int | None, inline: bool = False) -> dict:
     """Run one measurement in a fresh process; it reports its results and its own peak RSS.
 
@@ -275,7 +287,7 @@ def run_worker(name: str, spec: dict, threads: int | None, inline: bool = False)
     """
     if inline:
         out = WORKERS[name](spec)
-        out["rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+        out["rss_gb"] = peak_rss_gb()
         return out
     cmd = [sys.executable, str(HERE), "--worker", name, "--spec", json.dumps(spec)]
     if threads:
@@ -321,7 +333,7 @@ def main() -> None:
 
             torch.set_num_threads(args.threads)
         out = WORKERS[args.worker](json.loads(args.spec))
-        out["rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # KiB on Linux
+        out["rss_gb"] = peak_rss_gb()
         print(json.dumps(out))
         return
     run_all(args)
