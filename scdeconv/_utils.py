@@ -10,20 +10,11 @@ from anndata import AnnData
 from scipy import sparse
 
 from ._logging import logger
-
-
-def check_in_memory(adata: AnnData) -> None:
-    """Raise if ``adata`` is backed (opened with ``read_h5ad(..., backed="r")``): load it first."""
-    if adata.isbacked:
-        raise TypeError(
-            f"adata is backed by {str(adata.filename)!r} (opened with backed='r'); scdeconv needs its counts "
-            "in memory. Load it first: `adata = adata.to_memory()` (or read_h5ad without backed=)."
-        )
+from ._rows import DEFAULT_CHUNK_SIZE, ChunkedRows, is_on_disk, row_blocks
 
 
 def get_matrix(adata: AnnData, layer: str | None):
-    """``adata.X`` or ``adata.layers[layer]``, with a clear error when the layer is missing or on disk."""
-    check_in_memory(adata)
+    """``adata.X`` or ``adata.layers[layer]`` (on disk for a backed AnnData), with a clear error when missing."""
     if layer is None:
         if adata.X is None:
             raise ValueError("adata.X is empty. Pass `layer=` naming the layer that holds raw counts.")
@@ -41,6 +32,11 @@ def _stored_values(matrix) -> np.ndarray:
 
 def check_counts(matrix, *, layer: str | None) -> None:
     """Raise if ``matrix`` is not finite, non-negative and integer-valued (raw UMI counts)."""
+    for block in row_blocks(matrix):  # on disk: one chunk of rows at a time
+        _check_count_values(block, layer=layer)
+
+
+def _check_count_values(matrix, *, layer: str | None) -> None:
     where = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
     values = _stored_values(matrix)
     if values.dtype.kind not in "biuf":
@@ -66,17 +62,23 @@ def check_counts(matrix, *, layer: str | None) -> None:
         )
 
 
-def check_no_empty(matrix, *, layer: str | None, cells: pd.Index, genes: pd.Index) -> None:
-    """Raise if some cell or gene has no counts at all."""
+def check_no_empty(
+    matrix,
+    *,
+    layer: str | None,
+    cells: pd.Index,
+    genes: pd.Index,
+    sums: tuple[np.ndarray, np.ndarray] | None = None,
+) -> None:
+    """Raise if some cell or gene has no counts at all (``sums``: per-cell and per-gene totals, if known)."""
     where = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
-    cell_totals = np.asarray(matrix.sum(axis=1)).ravel()
+    cell_totals, gene_totals = totals(matrix) if sums is None else sums
     if (cell_totals == 0).any():
         bad = cells[cell_totals == 0]
         raise ValueError(
             f"{len(bad)} cells have no counts in {where} over the selected genes (e.g. {list(bad[:3])}). "
             "Remove them first, e.g. `sc.pp.filter_cells(adata, min_counts=1)` after gene selection."
         )
-    gene_totals = np.asarray(matrix.sum(axis=0)).ravel()
     if (gene_totals == 0).any():
         bad = genes[gene_totals == 0]
         raise ValueError(
@@ -195,3 +197,31 @@ def claim_obsm_key(adata: AnnData, key: str, *, ours: bool, what: str) -> None:
         key,
         what,
     )
+def totals(matrix) -> tuple[np.ndarray, np.ndarray]:
+    """Counts per cell and per gene (float64), streamed chunk by chunk when ``matrix`` is on disk."""
+    cells, genes = [], np.zeros(matrix.shape[1])
+    for block in row_blocks(matrix):
+        cells.append(np.asarray(block.sum(axis=1, dtype=np.float64)).ravel())
+        genes += np.asarray(block.sum(axis=0, dtype=np.float64)).ravel()
+    return np.concatenate(cells) if cells else np.zeros(0), genes
+
+
+def count_matrix(adata: AnnData, layer: str | None, columns: np.ndarray, *, chunk_size: int | None = None):
+    """The counts of ``columns`` (genes), ready for row batches.
+
+    In memory: CSR (or dense) with those columns. On disk (``adata.X`` of a backed AnnData):
+    a :class:`~scdeconv._rows.ChunkedRows` that reads ``chunk_size`` cells at a time.
+    """
+    matrix = get_matrix(adata, layer)
+    if is_on_disk(matrix):
+        return ChunkedRows(matrix, columns, chunk_size=chunk_size or DEFAULT_CHUNK_SIZE)
+    return as_row_matrix(select_columns(matrix, columns))
+
+
+def check_not_backed_copy(adata: AnnData, copy: bool) -> None:
+    """``copy=True`` on a backed AnnData would load it whole: refuse with a way out."""
+    if copy and adata.isbacked:
+        raise ValueError(
+            "copy=True would load the backed AnnData into memory. Use copy=False (results are written to "
+            "obsm/uns in memory; save them with `adata.write_h5ad(...)`), or `adata.to_memory()` first."
+        )

@@ -155,12 +155,25 @@ class Autoencoder(nn.Module):
         gram = w @ w.T
         return ((torch.eye(gram.shape[0], device=w.device, dtype=w.dtype) - gram) ** 2).sum()
 
-    def loss(self, counts: torch.Tensor, ortho_penalty: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """Total training loss and its reconstruction part."""
+    def loss(
+        self, counts: torch.Tensor, ortho_penalty: float, *, rec_weight: float = 1.0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Total training loss and its reconstruction part.
+
+        ``rec_weight`` scales the reconstruction part of the total (a rank's share of a batch
+        under data-parallel training); the returned reconstruction part is unscaled.
+        """
         rec = self.reconstruction_loss(counts)
+        total = rec if rec_weight == 1.0 else rec * rec_weight
         if ortho_penalty > 0:
-            return rec + ortho_penalty * self.orthogonality(), rec
-        return rec, rec
+            return total + ortho_penalty * self.orthogonality(), rec
+        return total, rec
+
+    def forward(
+        self, counts: torch.Tensor, ortho_penalty: float = 0.0, *, rec_weight: float = 1.0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training loss (:meth:`loss`), so that ``DistributedDataParallel`` can wrap the model."""
+        return self.loss(counts, ortho_penalty, rec_weight=rec_weight)
 
     # Serialisation as plain numpy arrays, so the model travels inside AnnData.uns.
     def weights_as_numpy(self) -> dict[str, np.ndarray]:

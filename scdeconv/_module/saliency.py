@@ -21,8 +21,67 @@ from .training import batches, dense_rows
 Method = Literal["guided", "gradient", "grad_x_input", "integrated_gradients"]
 METHODS: tuple[str, ...] = ("guided", "gradient", "grad_x_input", "integrated_gradients")
 
+# Methods whose set medians are computed set by set on the CPU (see set_medians_by_set).
+_BY_SET = ("guided", "gradient", "grad_x_input")
+
 # Elements of one batch's (cells x nodes x genes) attribution block: bounds memory (~64 MB).
 _BLOCK_ELEMENTS = 16_000_000
+
+
+@torch.no_grad()
+def first_layer_gradient(module: Autoencoder, x: torch.Tensor, *, guided: bool) -> torch.Tensor:
+    """(cells, nodes, width of the first layer's output): the Jacobian is this times ``encoder[0].weight``.
+
+    With a single encoder layer (no hidden layer) it is already the Jacobian (cells, nodes, genes).
+    """
+    pre = []
+    h = x
+    for layer, beta in zip(module.encoder, module.encoder_betas, strict=True):
+        a = layer(h)
+        pre.append((a, beta))
+        h = torch.nn.functional.softplus(a, beta=beta)
+    # Seed: node j's derivative w.r.t. its own pre-activation, as (cells, nodes, 1) times W rows.
+    a, beta = pre[-1]
+    grad = torch.sigmoid(beta * a).unsqueeze(2)  # (B, J, 1): diagonal, always positive
+    grad = grad * module.encoder[-1].weight.unsqueeze(0)  # (B, J, H): at the last hidden activation's output
+    for depth in range(len(module.encoder) - 2, -1, -1):
+        if guided:
+            grad = grad.clamp(min=0)
+        a, beta = pre[depth]
+        grad = grad * torch.sigmoid(beta * a).unsqueeze(1)  # through the Softplus
+        if depth > 0:
+            grad = grad @ module.encoder[depth].weight  # through the Linear layer, to its input
+    return grad
+
+
+def _median_last(values: np.ndarray) -> np.ndarray:
+    """Median over the last axis by selection (numpy's introselect), not a full sort."""
+    n = values.shape[-1]
+    lo, hi = (n - 1) // 2, n // 2
+    part = np.partition(values, [lo, hi] if hi != lo else [lo], axis=-1)
+    return 0.5 * (part[..., lo] + part[..., hi])
+
+
+@torch.no_grad()
+def set_medians_by_set(
+    module: Autoencoder, x: torch.Tensor, set_columns: Sequence[torch.Tensor], *, method: str
+) -> np.ndarray:
+    """Per-cell median |attribution| over each set's genes, (cells, nodes, sets), on the CPU.
+
+    The same numbers as :func:`set_medians` of the full attribution, computed set by set: the last
+    product is taken only over the set's genes, so its result is already contiguous (no gather
+    of cells x nodes x genes), and the median is a selection, not a sort. About 10x faster on CPU.
+    Only for ``"guided"``, ``"gradient"`` and ``"grad_x_input"`` with a hidden layer.
+    """
+    grad = first_layer_gradient(module, x, guided=method == "guided")
+    weight = module.encoder[0].weight
+    out = np.empty((*grad.shape[:2], len(set_columns)), dtype=np.float64)
+    for s, cols in enumerate(set_columns):
+        part = (grad @ weight.index_select(1, cols)).abs_()
+        if method == "grad_x_input":
+            part.mul_(x.index_select(1, cols).unsqueeze(1))
+        out[:, :, s] = _median_last(part.numpy())
+    return out
 
 
 @torch.no_grad()
@@ -42,26 +101,12 @@ def jacobian(
     columns
         Restrict the result to these input genes (saves the last, largest product).
     """
-    pre = []
-    h = x
-    for layer, beta in zip(module.encoder, module.encoder_betas, strict=True):
-        a = layer(h)
-        pre.append((a, beta))
-        h = torch.nn.functional.softplus(a, beta=beta)
-    # Seed: node j's derivative w.r.t. its own pre-activation, as (cells, nodes, 1) times W rows.
-    a, beta = pre[-1]
-    grad = torch.sigmoid(beta * a).unsqueeze(2)  # (B, J, 1): diagonal, always positive
-    weight = module.encoder[-1].weight
-    grad = grad * weight.unsqueeze(0)  # (B, J, H): gradient at the last hidden activation's output
-    for depth in range(len(module.encoder) - 2, -1, -1):
-        if guided:
-            grad = grad.clamp(min=0)
-        a, beta = pre[depth]
-        grad = grad * torch.sigmoid(beta * a).unsqueeze(1)  # through the Softplus
-        weight = module.encoder[depth].weight
-        if depth == 0 and columns is not None:
+    grad = first_layer_gradient(module, x, guided=guided)
+    weight = module.encoder[0].weight
+    if len(module.encoder) > 1:
+        if columns is not None:
             weight = weight.index_select(1, columns)
-        grad = grad @ weight  # through the Linear layer, to its input
+        grad = grad @ weight  # through the first Linear layer, to its input
     if len(module.encoder) == 1 and columns is not None:  # no hidden layer: the seed was the input
         grad = grad.index_select(2, columns)
     return grad
@@ -86,14 +131,15 @@ def attribution(
     if method == "gradient":
         return jacobian(module, x, guided=False, columns=columns)
     x_cols = x if columns is None else x.index_select(1, columns)
+    # In place: no second cells x nodes x genes buffer (allocating one costs as much as the product).
     if method == "grad_x_input":
-        return jacobian(module, x, guided=False, columns=columns) * x_cols.unsqueeze(1)
+        return jacobian(module, x, guided=False, columns=columns).mul_(x_cols.unsqueeze(1))
     if method == "integrated_gradients":
         total = None
         for alpha in (np.arange(n_steps) + 0.5) / n_steps:
             step = jacobian(module, x * float(alpha), guided=False, columns=columns)
-            total = step if total is None else total + step
-        return total / n_steps * x_cols.unsqueeze(1)
+            total = step if total is None else total.add_(step)
+        return total.mul_(x_cols.unsqueeze(1) / n_steps)
     raise ValueError(f"method must be one of {METHODS}, not {method!r}.")
 
 
@@ -216,15 +262,23 @@ def iter_saliency(
         columns = torch.as_tensor(union, dtype=torch.long, device=device)
         local = [torch.as_tensor(np.searchsorted(union, c), dtype=torch.long, device=device) for c in set_columns]
         width = len(union)
+    global_sets = [torch.as_tensor(np.asarray(c), dtype=torch.long, device=device) for c in set_columns]
     rows = np.arange(counts.shape[0]) if rows is None else np.asarray(rows)
     size = chunk_size or default_chunk_size(module.n_latent, width)
     for batch in batches(len(rows), size):
         idx = rows[batch]
-        x = module.prepare_input(dense_rows(counts, idx, device))
+        dtype = next(module.parameters()).dtype  # float64 for a reference run
+        x = module.prepare_input(dense_rows(counts, idx, device).to(dtype))
+        by_set = set_scores and device.type == "cpu" and method in _BY_SET and len(module.encoder) > 1
+        if by_set:
+            medians = set_medians_by_set(module, x, global_sets, method=method)
+            if not (gene_sums or cell_totals):
+                yield SaliencyChunk(rows=idx, set_scores=medians, gene_sums=None, cell_totals=None)
+                continue
         magnitude = attribution(module, x, method=method, columns=columns, n_steps=n_steps).abs_()
         yield SaliencyChunk(
             rows=idx,
-            set_scores=set_medians(magnitude, local).cpu().numpy() if set_scores else None,
+            set_scores=(medians if by_set else set_medians(magnitude, local).cpu().numpy()) if set_scores else None,
             gene_sums=magnitude.sum(dim=0).cpu().numpy() if gene_sums else None,
             cell_totals=magnitude.sum(dim=1).cpu().numpy() if cell_totals else None,
             node_set_scores=(

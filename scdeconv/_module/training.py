@@ -7,6 +7,7 @@ a time is made dense.
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -38,6 +39,42 @@ def batches(n: int, batch_size: int, rng: np.random.Generator | None = None) -> 
     """Index batches over ``n`` rows, shuffled when ``rng`` is given; each batch sorted for fast row slicing."""
     order = rng.permutation(n) if rng is not None else np.arange(n)
     return [np.sort(order[i : i + batch_size]) for i in range(0, n, batch_size)]
+
+
+def epoch_batches(
+    counts, rows: np.ndarray, batch_size: int, rng: np.random.Generator, chunk_size: int | None = None
+) -> Iterator[tuple[object, np.ndarray]]:
+    """One training epoch as ``(source, index)`` minibatches: ``source[index]`` are the batch's rows.
+
+    ``chunk_size=None`` shuffles all ``rows`` at once (random access: data in memory). Otherwise
+    shuffling is at chunk level, so reads stay contiguous: the rows are cut into windows of
+    ``chunk_size`` consecutive matrix rows, windows are visited in random order, each is read
+    once into memory (``counts[window]``) and its rows are shuffled into minibatches there.
+    """
+    if chunk_size is None:
+        for batch in batches(len(rows), batch_size, rng):
+            yield counts, rows[batch]
+        return
+    edges = np.searchsorted(rows, np.arange(0, counts.shape[0] + chunk_size, chunk_size))
+    for c in rng.permutation(len(edges) - 1):
+        window = rows[edges[c] : edges[c + 1]]
+        if len(window) == 0:
+            continue
+        block = counts[window]  # one contiguous read
+        for batch in batches(len(window), batch_size, rng):
+            yield block, batch
+
+
+def _adamw(params: list[torch.nn.Parameter], lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    """AdamW, with the fused kernel where this torch has one (CPU since torch 2.4, and CUDA).
+
+    One pass over the weights per step instead of about ten elementwise ones: about a quarter of a
+    CPU training step at the default sizes.
+    """
+    try:
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
 
 
 @dataclass
@@ -80,45 +117,79 @@ def fit(
     seed: int = 0,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    chunk_size: int | None = None,
+    val_counts=None,
+    distributed: bool = False,
 ) -> TrainingResult:
     """Train ``module`` in place; keep the weights of the epoch with the best validation loss.
 
     Parameters
     ----------
     counts
-        Cells x genes raw counts, scipy sparse or numpy.
+        Cells x genes raw counts: scipy sparse, numpy, or anything with ``shape`` whose
+        ``counts[rows]`` returns sparse or numpy rows (an on-disk reader).
     train_rows, val_rows
-        Row indices of the training and validation cells.
+        Row indices (sorted) of the training and validation cells.
     optimizer
         ``"adam"`` (default) or ``"sgd"`` (Nesterov, momentum 0.9: the original recipe).
     patience
         Epochs without a relative improvement of ``min_delta`` in validation loss before stopping.
+    chunk_size
+        ``None``: shuffle all training cells each epoch. Otherwise shuffle at chunk level (see
+        :func:`epoch_batches`), so that each epoch reads ``counts`` in contiguous windows.
+    val_counts
+        The validation cells' counts already in memory (rows in the order of ``val_rows``); by
+        default they are read from ``counts`` at every evaluation.
+    distributed
+        Train under an initialised ``torch.distributed`` process group with
+        ``DistributedDataParallel``: every rank draws the same minibatches (same ``seed``) and
+        computes the gradient on its own contiguous share of each; the ranks' losses are weighted
+        by their share, so the averaged gradient is the single-process gradient of the whole batch.
     """
     device = resolve_device(device)
     module.to(device)
     rng = np.random.default_rng(seed)
-    if optimizer == "adam":
-        opt = torch.optim.AdamW(module.parameters(), lr=lr, weight_decay=weight_decay)
-    elif optimizer == "sgd":
-        opt = torch.optim.SGD(module.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
-    else:
+    if optimizer not in ("adam", "sgd"):
         raise ValueError(f"optimizer must be 'adam' or 'sgd', not {optimizer!r}.")
+    model, rank, world = module, 0, 1
+    if distributed:
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            raise RuntimeError("distributed=True needs torch.distributed.init_process_group() first (e.g. torchrun).")
+        rank, world = dist.get_rank(), dist.get_world_size()
+        ids = None
+        if device.type == "cuda":
+            ids = [device.index if device.index is not None else torch.cuda.current_device()]
+        model = torch.nn.parallel.DistributedDataParallel(module, device_ids=ids)
+    if optimizer == "adam":
+        opt = _adamw(list(module.parameters()), lr, weight_decay)
+    else:
+        opt = torch.optim.SGD(module.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
+    if val_counts is None:
+        val_counts, val_index = counts, val_rows
+    else:
+        val_index = np.arange(len(val_rows))
     result = TrainingResult()
     best, best_state, waited = np.inf, copy.deepcopy(module.state_dict()), 0
-    bar = tqdm(range(max_epochs), desc="training", unit="epoch", disable=not progress)
+    bar = tqdm(range(max_epochs), desc="training", unit="epoch", disable=not progress or rank > 0)
     for epoch in bar:
         module.train()
-        total, n = 0.0, 0
-        for batch in batches(len(train_rows), batch_size, rng):
-            idx = train_rows[batch]
-            loss, rec = module.loss(dense_rows(counts, idx, device), ortho_penalty)
+        total = torch.zeros(2, dtype=torch.float64)
+        for source, idx in epoch_batches(counts, train_rows, batch_size, rng, chunk_size):
+            share = np.array_split(idx, world)[rank] if world > 1 else idx
+            weight = len(share) / len(idx) * world
+            if len(share) == 0:  # a batch smaller than the world: this rank adds nothing
+                share, weight = idx[:1], 0.0
+            loss, rec = model(dense_rows(source, share, device), ortho_penalty, rec_weight=weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += float(rec.detach()) * len(idx)
-            n += len(idx)
-        train_loss = total / n
-        val_loss = evaluate(module, counts, val_rows, max(batch_size, 512), device)
+            total += torch.tensor([float(rec.detach()) * len(share) * (weight > 0), len(share) * (weight > 0)])
+        if world > 1:
+            dist.all_reduce(total)
+        train_loss = float(total[0] / total[1])
+        val_loss = evaluate(module, val_counts, val_index, max(batch_size, 512), device)
         result.epoch.append(epoch)
         result.train_loss.append(train_loss)
         result.val_loss.append(val_loss)

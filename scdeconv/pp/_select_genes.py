@@ -6,13 +6,27 @@ import numpy as np
 from anndata import AnnData
 
 from .._logging import logger
-from .._utils import check_counts, check_var_names, claim_uns_key, get_matrix, result_kind
+from .._rows import is_on_disk, row_blocks
+from .._utils import (
+    check_counts,
+    check_not_backed_copy,
+    check_var_names,
+    claim_uns_key,
+    count_matrix,
+    get_matrix,
+    result_kind,
+)
 from ..tl._gene_set_input import describe_gene_sets, resolve_gene_sets
 from ..tl._train_autoencoder import SELECTED_KEY
 
 
 def _max_per_gene(matrix) -> np.ndarray:
-    return np.asarray(matrix.max(axis=0).todense() if hasattr(matrix, "todense") else matrix.max(axis=0)).ravel()
+    """Largest count of each gene; streamed chunk by chunk when the matrix is on disk."""
+    best = np.full(matrix.shape[1], -np.inf)
+    for block in row_blocks(matrix):
+        top = block.max(axis=0).todense() if hasattr(block, "todense") else block.max(axis=0)
+        best = np.maximum(best, np.asarray(top, dtype=np.float64).ravel())
+    return best
 
 
 def _highly_variable(adata: AnnData, matrix, keep: np.ndarray, n_top_genes: int) -> np.ndarray:
@@ -83,6 +97,9 @@ def select_genes(
     """
     if mode not in ("geneset", "hvg", "all"):
         raise ValueError(f"mode must be 'geneset', 'hvg' or 'all', not {mode!r}.")
+    check_not_backed_copy(adata, copy)
+    if mode == "hvg" and is_on_disk(get_matrix(adata, layer)):
+        raise ValueError("mode='hvg' needs the counts in memory. Use mode='geneset' or 'all' on a backed AnnData.")
     adata = adata.copy() if copy else adata
     check_var_names(adata.var_names)
     if key_added in adata.var and result_kind(adata.uns.get(key_added)) != "gene_selection":
@@ -91,7 +108,7 @@ def select_genes(
             key_added,
         )
     claim_uns_key(adata, key_added, "gene_selection")
-    matrix = get_matrix(adata, layer)
+    matrix = count_matrix(adata, layer, np.arange(adata.n_vars))  # on disk: read in chunks
     check_counts(matrix, layer=layer)
     keep = _max_per_gene(matrix) >= min_count
     if not keep.any():

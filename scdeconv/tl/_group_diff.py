@@ -9,7 +9,8 @@ from anndata import AnnData
 from .._docs import inject_docs
 from .._keys import GROUP_DIFF_KEY, IMPACT_KEY
 from .._logging import logger
-from .._utils import claim_uns_key
+from .._rows import DEFAULT_CHUNK_SIZE
+from .._utils import check_not_backed_copy, claim_uns_key
 from ..scoring import (
     benjamini_hochberg,
     binned_zscores,
@@ -84,7 +85,8 @@ def group_diff(
     group2: str | Sequence[str] = "rest",
     *,
     impact_key: str = IMPACT_KEY,
-    chunk_size: int | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    batch_size: int | None = None,
     device: str = "auto",
     progress: bool = True,
     key_added: str = GROUP_DIFF_KEY,
@@ -125,7 +127,7 @@ def group_diff(
         Another category or list, or ``"rest"`` for every cell not in ``group1``.
     impact_key
         ``uns`` key of the :func:`scdeconv.tl.module_impact` result to reuse.
-    chunk_size, device, progress
+    chunk_size, batch_size, device, progress
         As in :func:`scdeconv.tl.module_impact`.
     {key_added_copy}
 
@@ -154,6 +156,7 @@ def group_diff(
     ``params``
         ``groupby``, ``group1``, ``group2``, ``impact_key``, ``n_cells1``, ``n_cells2``, ``method``.
     """
+    check_not_backed_copy(adata, copy)
     adata = adata.copy() if copy else adata
     stored = stored_impact(adata, impact_key)
     claim_uns_key(adata, key_added, "group_diff", reads=(impact_key, stored["params"]["model_key"]))
@@ -175,6 +178,7 @@ def group_diff(
         method=params["method"],
         score=params["score"],
         chunk_size=chunk_size,
+        batch_size=batch_size,
         device=device,
         progress=progress,
         activity=True,

@@ -8,7 +8,8 @@ from .._docs import inject_docs
 from .._keys import ACTIVITY_KEY, IMPACT_KEY, MODEL_KEY, node_names
 from .._logging import logger
 from .._model_store import stored_model
-from .._utils import claim_obsm_key, claim_uns_key
+from .._rows import DEFAULT_CHUNK_SIZE
+from .._utils import check_not_backed_copy, claim_obsm_key, claim_uns_key
 from ..scoring import SCORES, benjamini_hochberg, binned_zscores, expression_bins, matched_null, set_enrichment
 from ._gene_set_input import describe_gene_sets, resolve_gene_sets
 from ._groups import group_labels
@@ -106,7 +107,8 @@ def module_impact(
     seed: int = 0,
     activity_key: str | None = ACTIVITY_KEY,
     model_key: str = MODEL_KEY,
-    chunk_size: int | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    batch_size: int | None = None,
     device: str = "auto",
     progress: bool = True,
     key_added: str = IMPACT_KEY,
@@ -175,6 +177,10 @@ def module_impact(
     model_key
         ``uns`` key of the model written by :func:`scdeconv.tl.train_autoencoder`.
     chunk_size
+        Cells per chunk read from the count matrix when it is on disk (a backed AnnData,
+        ``anndata.read_h5ad(path, backed="r")``): cells stream chunk by chunk, so memory is
+        bounded by the chunk, never by the whole matrix. Ignored for data in memory.
+    batch_size
         Cells per saliency batch (default: about 64 MB of attributions per batch).
     device
         ``"auto"``, ``"cpu"`` or ``"cuda"``.
@@ -222,6 +228,7 @@ def module_impact(
     """
     if score not in SCORES:
         raise ValueError(f"score must be one of {SCORES}, not {score!r}.")
+    check_not_backed_copy(adata, copy)
     adata = adata.copy() if copy else adata
     entry = stored_model(adata, model_key)
     claim_uns_key(adata, key_added, "impact", reads=(model_key,))
@@ -245,6 +252,7 @@ def module_impact(
         method=method,
         score=score,
         chunk_size=chunk_size,
+        batch_size=batch_size,
         device=device,
         progress=progress,
         activity=activity_key is not None,

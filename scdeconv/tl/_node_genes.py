@@ -8,7 +8,8 @@ from .._docs import inject_docs
 from .._keys import MODEL_KEY, NODE_GENES_KEY, node_names
 from .._logging import logger
 from .._model_store import stored_model
-from .._utils import claim_uns_key
+from .._rows import DEFAULT_CHUNK_SIZE
+from .._utils import check_not_backed_copy, claim_uns_key
 from ..scoring import binned_zscores, expression_bins
 from ._saliency_pass import saliency_group_sums
 
@@ -19,7 +20,8 @@ def attribution_zscores(
     model_key: str,
     method: str,
     n_bins: int,
-    chunk_size: int | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    batch_size: int | None = None,
     device: str = "auto",
     progress: bool = False,
 ) -> np.ndarray:
@@ -34,6 +36,7 @@ def attribution_zscores(
         method=method,
         score="enrichment",
         chunk_size=chunk_size,
+        batch_size=batch_size,
         device=device,
         progress=progress,
     )
@@ -48,7 +51,8 @@ def node_genes(
     method: str = "grad_x_input",
     n_bins: int = 10,
     model_key: str = MODEL_KEY,
-    chunk_size: int | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    batch_size: int | None = None,
     device: str = "auto",
     progress: bool = True,
     key_added: str = NODE_GENES_KEY,
@@ -73,7 +77,7 @@ def node_genes(
         Expression bins for the z-scores.
     model_key
         ``uns`` key of the model.
-    chunk_size, device, progress
+    chunk_size, batch_size, device, progress
         As in :func:`scdeconv.tl.module_impact`.
     {key_added_copy}
 
@@ -82,6 +86,7 @@ def node_genes(
     ``None``, or a copy when ``copy=True``. Writes ``adata.uns['scdeconv_node_genes' | key_added]``:
     ``names`` and ``scores`` (DataFrames, ``n_top`` rows x nodes, best first) and ``params``.
     """
+    check_not_backed_copy(adata, copy)
     adata = adata.copy() if copy else adata
     entry = stored_model(adata, model_key)
     claim_uns_key(adata, key_added, "node_genes", reads=(model_key,))
@@ -94,6 +99,7 @@ def node_genes(
         method=method,
         n_bins=n_bins,
         chunk_size=chunk_size,
+        batch_size=batch_size,
         device=device,
         progress=progress,
     )

@@ -14,7 +14,8 @@ import numpy as np
 from anndata import AnnData
 
 from .._model_store import load_model, stored_model
-from .._utils import as_row_matrix, check_counts, columns_of, get_matrix, select_columns
+from .._rows import ChunkedRows
+from .._utils import check_counts, columns_of, count_matrix
 from ..scoring import cell_activity, expression_bins
 
 
@@ -43,6 +44,26 @@ class GroupSums:
         total = getattr(self, name)
         return total / np.maximum(self.n_cells, 1).reshape(-1, *([1] * (total.ndim - 1)))
 
+    @classmethod
+    def combine(cls, parts: list[GroupSums]) -> GroupSums:
+        """Sums over disjoint chunks of cells, added up: the same as one pass over all of them.
+
+        Each part must come from :func:`saliency_group_sums` with the same ``gene_mean`` (pass the
+        all-cell ``gene_mean`` to every chunk); per-cell ``activity`` rows are taken from the part
+        that computed them.
+        """
+        first = parts[0]
+        out = GroupSums(n_cells=sum(p.n_cells for p in parts), gene_mean=first.gene_mean)
+        for name in ("set_medians", "attribution", "node_set", "node_set_squares"):
+            if getattr(first, name) is not None:
+                setattr(out, name, sum(getattr(p, name) for p in parts))
+        if first.activity is not None:
+            out.activity = first.activity.copy()
+            for part in parts[1:]:
+                done = ~np.isnan(part.activity).all(axis=1)
+                out.activity[done] = part.activity[done]
+        return out
+
     def pooled(self) -> GroupSums:
         """All groups summed into one (exact: sums and counts, not averages of averages)."""
         fields = ("set_medians", "attribution", "node_set", "node_set_squares")
@@ -54,15 +75,19 @@ class GroupSums:
         )
 
 
-def model_counts(adata: AnnData, model_key: str):
-    """The raw counts the model was trained on, columns in the model's gene order, and its gene list."""
+def model_counts(adata: AnnData, model_key: str, chunk_size: int | None = None):
+    """The raw counts the model was trained on, columns in the model's gene order, and its gene list.
+
+    For a backed AnnData the counts stay on disk and are read ``chunk_size`` cells at a time.
+    """
     entry = stored_model(adata, model_key)
     layer = entry["params"]["layer"]
     layer = None if layer == "X" else layer
     genes = np.asarray(entry["var_names"]).astype(str)
     columns = columns_of(adata.var_names, genes, what=f"the model in adata.uns[{model_key!r}]")
-    counts = as_row_matrix(select_columns(get_matrix(adata, layer), columns))
-    check_counts(counts, layer=layer)
+    counts = count_matrix(adata, layer, columns, chunk_size=chunk_size)
+    if not isinstance(counts, ChunkedRows):  # on disk the values were checked when training
+        check_counts(counts, layer=layer)
     return counts, genes
 
 
@@ -82,6 +107,9 @@ def saliency_group_sums(
     node_sets: bool = False,
     n_bins: int = 10,
     bins: np.ndarray | None = None,
+    batch_size: int | None = None,
+    cells: np.ndarray | None = None,
+    gene_mean: np.ndarray | None = None,
 ) -> GroupSums:
     """Sum, within each group, what ``score`` needs from the cells' attributions.
 
@@ -104,6 +132,15 @@ def saliency_group_sums(
         Expression bin of every gene; by default ``n_bins`` equal-count bins of this pass's
         mean input (pass the stored bins so per-cell scores match a previous
         :func:`~scdeconv.tl.module_impact`).
+    chunk_size
+        Cells per chunk read from disk when ``adata`` is backed (ignored in memory).
+    batch_size
+        Cells per saliency batch (default: about 64 MB of attributions per batch).
+    cells
+        Only these cells (row indices), e.g. one chunk of a pass split over processes; combine
+        the parts with :meth:`GroupSums.combine`. Pass the all-cell ``gene_mean`` to every part.
+    gene_mean
+        Mean encoder input per gene over all cells, when already known (else computed here).
     """
     from tqdm import tqdm
 
@@ -112,12 +149,19 @@ def saliency_group_sums(
     from .._module.training import resolve_device
 
     module, genes = load_model(adata, model_key)
-    counts, _ = model_counts(adata, model_key)
+    counts, _ = model_counts(adata, model_key, chunk_size)
     device = resolve_device(device)
+    if cells is not None:
+        keep = np.zeros(len(labels), dtype=bool)
+        keep[np.asarray(cells)] = True
+        labels = np.where(keep, labels, -1)
     rows = np.flatnonzero(labels >= 0)
     n_nodes, median = module.n_latent, score == "median"
     sums = GroupSums(n_cells=np.bincount(labels[rows], minlength=n_groups))
-    sums.gene_mean = input_means(module, counts, device=device)
+    on_disk = isinstance(counts, ChunkedRows)
+    if gene_mean is None:
+        gene_mean = input_means(module, counts, batch_size=counts.chunk_size if on_disk else 1024, device=device)
+    sums.gene_mean = gene_mean
     if median:
         sums.set_medians = np.zeros((n_groups, n_nodes, len(set_columns)))
     else:
@@ -129,31 +173,39 @@ def saliency_group_sums(
         sums.node_set_squares = np.zeros_like(sums.node_set)
     if activity:
         sums.activity = np.full((len(labels), len(set_columns)), np.nan)
+    # In memory: one window holding every cell. On disk: contiguous windows of chunk_size cells.
+    windows = counts.windows(rows) if on_disk else [(rows, None)]
     with tqdm(total=len(rows), desc="saliency", unit="cell", disable=not progress) as bar:
-        for group in range(n_groups):  # one group at a time, so per-gene sums stay per group
-            chunks = iter_saliency(
-                module,
-                counts,
-                set_columns,
-                rows=np.flatnonzero(labels == group),
-                method=method,
-                set_scores=median,
-                gene_sums=not median,
-                cell_totals=activity,
-                node_set_bins=bins if node_sets and not median else None,
-                chunk_size=chunk_size,
-                device=device,
-            )
-            for chunk in chunks:
-                if median:
-                    sums.set_medians[group] += chunk.set_scores.sum(axis=0, dtype=np.float64)
-                else:
-                    sums.attribution[group] += chunk.gene_sums
-                if node_sets:
-                    scores = (chunk.set_scores if median else chunk.node_set_scores).astype(np.float64)
-                    sums.node_set[group] += scores.sum(axis=0)
-                    sums.node_set_squares[group] += (scores * scores).sum(axis=0)
-                if activity:
-                    sums.activity[chunk.rows] = cell_activity(chunk.cell_totals, bins, set_columns)
-                bar.update(len(chunk.rows))
+        for window, block in windows:
+            source, offset = (counts, 0) if block is None else (block, window)
+            for group in range(n_groups):  # one group at a time, so per-gene sums stay per group
+                members = np.flatnonzero(labels[window] == group)
+                if len(members) == 0:
+                    continue
+                chunks = iter_saliency(
+                    module,
+                    source,
+                    set_columns,
+                    rows=window[members] if block is None else members,
+                    method=method,
+                    set_scores=median,
+                    gene_sums=not median,
+                    cell_totals=activity,
+                    node_set_bins=bins if node_sets and not median else None,
+                    chunk_size=batch_size,
+                    device=device,
+                )
+                for chunk in chunks:
+                    if median:
+                        sums.set_medians[group] += chunk.set_scores.sum(axis=0, dtype=np.float64)
+                    else:
+                        sums.attribution[group] += chunk.gene_sums
+                    if node_sets:
+                        scores = (chunk.set_scores if median else chunk.node_set_scores).astype(np.float64)
+                        sums.node_set[group] += scores.sum(axis=0)
+                        sums.node_set_squares[group] += (scores * scores).sum(axis=0)
+                    if activity:
+                        cell_rows = chunk.rows if block is None else offset[chunk.rows]
+                        sums.activity[cell_rows] = cell_activity(chunk.cell_totals, bins, set_columns)
+                    bar.update(len(chunk.rows))
     return sums

@@ -9,16 +9,17 @@ from anndata import AnnData
 from .._keys import LATENT_KEY, model_key_for
 from .._logging import logger
 from .._model_store import build_model, model_entry
+from .._rows import DEFAULT_CHUNK_SIZE, ChunkedRows, sparse_rows
 from .._utils import (
-    as_row_matrix,
     check_counts,
     check_no_empty,
+    check_not_backed_copy,
     check_var_names,
     claim_obsm_key,
     claim_uns_key,
-    get_matrix,
+    count_matrix,
     result_kind,
-    select_columns,
+    totals,
 )
 
 SELECTED_KEY = "scdeconv_selected"
@@ -61,6 +62,11 @@ def _split(n_cells: int, validation_fraction: float, batch_size: int, rng: np.ra
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
+def _embed_batch(counts) -> int:
+    """Cells per forward pass: whole chunks when reading from disk (contiguous reads)."""
+    return min(counts.chunk_size, 8192) if isinstance(counts, ChunkedRows) else 1024
+
+
 def train_autoencoder(
     adata: AnnData,
     *,
@@ -81,6 +87,9 @@ def train_autoencoder(
     patience: int = 10,
     seed: int = 0,
     device: str = "auto",
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    shuffle: str = "auto",
+    distributed: bool = False,
     progress: bool = True,
     key_added: str = LATENT_KEY,
     copy: bool = False,
@@ -126,6 +135,23 @@ def train_autoencoder(
         Seeds initialisation, split and batch order; the same seed gives the same model on CPU.
     device
         ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+    chunk_size
+        Cells per chunk read from the count matrix when it is on disk (a backed AnnData,
+        ``anndata.read_h5ad(path, backed="r")``): training, embedding and checks stream ``X``
+        chunk by chunk, so memory is bounded by ``chunk_size`` cells (plus the validation cells,
+        kept in memory as sparse counts), never by the whole matrix. Also the chunk size of
+        ``shuffle="chunks"``.
+    shuffle
+        ``"global"`` reshuffles all training cells every epoch (random access, for data in memory);
+        ``"chunks"`` visits windows of ``chunk_size`` consecutive cells in random order and shuffles
+        the cells within each window, so reads from disk are contiguous. ``"auto"`` (default):
+        ``"chunks"`` for a backed AnnData, else ``"global"``. With the same ``seed`` and
+        ``"chunks"``, in-memory and backed data give the same model.
+    distributed
+        Train data-parallel under ``torch.distributed`` (``DistributedDataParallel``; start the
+        processes with ``torchrun``, see :mod:`scdeconv.distributed`). Every rank must call this
+        with the same data and arguments; each computes the gradient of its share of every
+        minibatch, so the result matches single-process training up to float rounding.
     progress
         Show a progress bar over epochs.
     key_added
@@ -164,13 +190,19 @@ def train_autoencoder(
     from .._module.inference import embed, reconstruction_quality
     from .._module.training import fit, resolve_device
 
+    check_not_backed_copy(adata, copy)
+    if shuffle not in ("auto", "global", "chunks"):
+        raise ValueError(f"shuffle must be 'auto', 'global' or 'chunks', not {shuffle!r}.")
     adata = adata.copy() if copy else adata
     check_var_names(adata.var_names)
     mask = _gene_mask(adata, mask_var)
     genes = adata.var_names[mask]
-    counts = as_row_matrix(select_columns(get_matrix(adata, layer), np.flatnonzero(mask)))
+    counts = count_matrix(adata, layer, np.flatnonzero(mask), chunk_size=chunk_size)
+    on_disk = isinstance(counts, ChunkedRows)
     check_counts(counts, layer=layer)
-    check_no_empty(counts, layer=layer, cells=adata.obs_names, genes=genes)
+    sums = totals(counts)  # one more pass when on disk; reused below
+    check_no_empty(counts, layer=layer, cells=adata.obs_names, genes=genes, sums=sums)
+    library = sums[0]
     if n_latent < 1 or any(h < 1 for h in n_hidden):
         raise ValueError(f"Layer sizes must be positive (n_latent={n_latent}, n_hidden={tuple(n_hidden)}).")
     model_key = model_key_for(key_added)
@@ -180,7 +212,7 @@ def train_autoencoder(
 
     rng = np.random.default_rng(seed)
     train_rows, val_rows = _split(adata.n_obs, validation_fraction, batch_size, rng)
-    library = np.asarray(counts.sum(axis=1)).ravel()
+    chunked = shuffle == "chunks" or (shuffle == "auto" and on_disk)
     params = {
         "n_latent": int(n_latent),
         "n_hidden": np.asarray(n_hidden, dtype=int),
@@ -199,12 +231,17 @@ def train_autoencoder(
         "validation_fraction": float(validation_fraction),
         "patience": int(patience),
         "seed": int(seed),
+        "shuffle": "chunks" if chunked else "global",
+        "chunk_size": int(chunk_size),
+        "distributed": bool(distributed),
         "latent_key": key_added,
     }
     generator = torch.Generator().manual_seed(seed)
     module = build_model(params, len(genes), generator=generator)
     device = resolve_device(device)
-    logger.info("Training on %d cells x %d genes (%s).", adata.n_obs, len(genes), device)
+    logger.info("Training on %d cells x %d genes (%s%s).", adata.n_obs, len(genes), device, ", on disk" * on_disk)
+    # On disk, the validation cells are read once and kept in memory as sparse counts.
+    val_counts = sparse_rows(counts, val_rows) if on_disk else None
     result = fit(
         module,
         counts,
@@ -220,6 +257,9 @@ def train_autoencoder(
         seed=seed,
         device=device,
         progress=progress,
+        chunk_size=chunk_size if chunked else None,
+        val_counts=val_counts,
+        distributed=distributed,
     )
     params.update(
         n_epochs=len(result.epoch),
@@ -229,8 +269,11 @@ def train_autoencoder(
         validation_cells=adata.obs_names[val_rows].to_numpy(dtype=str),
     )
     history = pd.DataFrame({"epoch": result.epoch, "train_loss": result.train_loss, "val_loss": result.val_loss})
-    adata.obsm[key_added] = embed(module, counts, device=device)
-    quality = reconstruction_quality(module, counts, val_rows, device=device)
+    adata.obsm[key_added] = embed(module, counts, batch_size=_embed_batch(counts), device=device)
+    if val_counts is None:
+        quality = reconstruction_quality(module, counts, val_rows, device=device)
+    else:
+        quality = reconstruction_quality(module, val_counts, np.arange(len(val_rows)), device=device)
     adata.uns[model_key] = model_entry(module.cpu(), params, genes, history)
     adata.uns[model_key]["reconstruction"] = {
         "genes": pd.DataFrame(

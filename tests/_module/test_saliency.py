@@ -155,3 +155,13 @@ def test_node_set_scores_do_not_depend_on_chunking():
                                                                     node_set_bins=bins, chunk_size=2)])  # fmt: skip
     assert one.shape == (9, 4, 2)
     np.testing.assert_allclose(many, one, rtol=1e-4, atol=1e-5)  # float32 matmuls of other batch shapes
+@pytest.mark.parametrize("method", ["guided", "gradient", "grad_x_input"])
+def test_set_medians_by_set_match_full_attribution(method):
+    from scdeconv._module.saliency import set_medians_by_set
+
+    rng = np.random.default_rng(0)
+    module = Autoencoder(30, n_latent=4, n_hidden=(6, 5), softplus_beta=2.0, generator=torch.Generator().manual_seed(0))
+    x = module.prepare_input(torch.from_numpy(rng.poisson(2.0, size=(7, 30)).astype(np.float32)))
+    sets = [torch.as_tensor(rng.choice(30, n, replace=False)) for n in (1, 2, 5, 8)]  # odd and even sizes
+    full = set_medians(attribution(module, x, method=method).abs_(), sets).numpy()
+    np.testing.assert_allclose(set_medians_by_set(module, x, sets, method=method), full, rtol=1e-5, atol=1e-7)
