@@ -220,12 +220,13 @@ CASES = [
     Case("corrupt GMT through module_impact", lambda t, p: _impact(t, gene_sets=_write(p, "A GATA1\n")),
          ValueError, r"malformed"),
     # Backed input: not supported yet, say how to load it.
-    Case("backed input to train_autoencoder", lambda t, p: sd.tl.train_autoencoder(_backed(p), **FAST),
-         TypeError, r"backed by .*counts\.h5ad.*adata\.to_memory\(\)"),
-    Case("backed input to select_genes", lambda t, p: sd.pp.select_genes(_backed(p)),
-         TypeError, r"backed.*to_memory"),
-    Case("backed input to module_impact", lambda t, p: sd.tl.module_impact(
-        _backed_trained(t, p), n_null=0, progress=False), TypeError, r"backed.*to_memory"),
+    # Backed input streams from disk (tests/test_streaming.py); what cannot stream says so.
+    Case("copy=True of a backed AnnData in train_autoencoder", lambda t, p: sd.tl.train_autoencoder(
+        _backed(p), copy=True, **FAST), ValueError, r"copy=True would load the backed.*to_memory\(\)"),
+    Case("mode='hvg' on a backed AnnData", lambda t, p: sd.pp.select_genes(_backed(p), mode="hvg"),
+         ValueError, r"mode='hvg' needs the counts in memory.*mode='geneset' or 'all'"),
+    Case("copy=True of a backed AnnData in module_impact", lambda t, p: sd.tl.module_impact(
+        _backed_trained(t, p), n_null=0, progress=False, copy=True), ValueError, r"copy=True would load"),
     # key_added collisions that would destroy what a step needs.
     Case("module_impact over the model", lambda t, p: _impact(t, key_added="scdeconv"),
          ValueError, r"would overwrite the trained model.*Pass another key_added"),
