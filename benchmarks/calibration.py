@@ -1,6 +1,6 @@
 """Calibration and power of scdeconv's statistics on the simulator, over seeds.
 
-Run: ``python benchmarks/statistics.py [--cells 1500] [--genes 1200] [--seeds 0 1 2] [--stability-seeds 3]``
+Run: ``python benchmarks/calibration.py [--cells 1500] [--genes 1200] [--seeds 0 1 2] [--stability-seeds 3]``
 
 For each seed it simulates ``simulate_hematopoiesis`` data (12 Hallmark sets planted in 6 groups,
 11 clean negative sets whose genes are never perturbed), trains the default model and prints:
