@@ -161,7 +161,8 @@ def cell_set_enrichment(values: torch.Tensor, bins: torch.Tensor, set_matrix: to
 
     Each (cell, node) row is standardised among the genes of each expression bin, robustly: minus
     the bin's median, divided by its scaled median absolute deviation (1.4826 MAD; where that is
-    0, as in sparse rows, by 1.2533 x the mean absolute deviation; no spread at all gives 0).
+    0, as in sparse rows, by 1.2533 x the mean absolute deviation; no spread at all, or one below
+    1e-7 of the row's largest value, gives 0).
     The standardised values are summed over each set and divided by ``sqrt(|S|)`` (Stouffer).
     Median and MAD, unlike mean and standard deviation, barely move when a group's strong
     programme lifts a minority of a bin's genes in its cells, so unrelated sets keep their scores.
@@ -174,13 +175,17 @@ def cell_set_enrichment(values: torch.Tensor, bins: torch.Tensor, set_matrix: to
         Genes x sets, ``1 / sqrt(|S|)`` where the gene is in the set, else 0.
     """
     standardised = torch.zeros_like(values)
+    # A spread below 1e-7 of the row's largest value (or near float underflow, as in dead nodes)
+    # is rounding noise: its genes score 0 rather than overflowing 1 / spread to inf.
+    floor = (values.amax(dim=2, keepdim=True) * 1e-7).clamp(min=torch.finfo(values.dtype).tiny * 1e8)
     for b in torch.unique(bins):
         genes = torch.nonzero(bins == b).ravel()
         block = values.index_select(2, genes)
         deviation = block - block.median(dim=2, keepdim=True).values
         spread = deviation.abs().median(dim=2, keepdim=True).values * 1.4826
         spread = torch.where(spread > 0, spread, deviation.abs().mean(dim=2, keepdim=True) * 1.2533)
-        standardised[:, :, genes] = deviation * torch.where(spread > 0, 1 / spread, torch.zeros_like(spread))
+        scale = torch.where(spread > floor, 1 / spread.clamp(min=floor), torch.zeros_like(spread))
+        standardised[:, :, genes] = deviation * scale
     return standardised @ set_matrix
 
 
@@ -272,7 +277,7 @@ def iter_saliency(
         by_set = set_scores and device.type == "cpu" and method in _BY_SET and len(module.encoder) > 1
         if by_set:
             medians = set_medians_by_set(module, x, global_sets, method=method)
-            if not (gene_sums or cell_totals):
+            if not (gene_sums or cell_totals or per_cell_sets):
                 yield SaliencyChunk(rows=idx, set_scores=medians, gene_sums=None, cell_totals=None)
                 continue
         magnitude = attribution(module, x, method=method, columns=columns, n_steps=n_steps).abs_()

@@ -165,3 +165,18 @@ def test_set_medians_by_set_match_full_attribution(method):
     sets = [torch.as_tensor(rng.choice(30, n, replace=False)) for n in (1, 2, 5, 8)]  # odd and even sizes
     full = set_medians(attribution(module, x, method=method).abs_(), sets).numpy()
     np.testing.assert_allclose(set_medians_by_set(module, x, sets, method=method), full, rtol=1e-5, atol=1e-7)
+
+
+def test_cell_set_enrichment_is_finite_for_vanishing_attributions():
+    # Dead nodes have attributions near float underflow: 1 / spread must not overflow to inf
+    # (which gave NaN for their zero deviations); such rows score exactly 0.
+    from scdeconv._module.saliency import cell_set_enrichment, set_membership
+
+    values = torch.full((2, 3, 8), 1e-42, dtype=torch.float32)
+    values[:, :, ::3] = 3e-42
+    values[1, 2] = torch.linspace(0.0, 1.0, 8)  # one ordinary row beside them
+    bins = torch.as_tensor(np.repeat(np.arange(2), 4))
+    sets = [np.array([0, 1, 5])]
+    scores = cell_set_enrichment(values, bins, torch.as_tensor(set_membership(sets, 8), dtype=torch.float32))
+    assert torch.isfinite(scores).all()
+    assert (scores[0] == 0).all() and (scores[1, :2] == 0).all() and scores[1, 2].abs().sum() > 0
