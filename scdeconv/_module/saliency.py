@@ -24,9 +24,6 @@ METHODS: tuple[str, ...] = ("guided", "gradient", "grad_x_input", "integrated_gr
 # Methods whose set medians are computed set by set on the CPU (see set_medians_by_set).
 _BY_SET = ("guided", "gradient", "grad_x_input")
 
-# Per-gene z-scores of per-cell set enrichment are clipped here (cell_set_enrichment).
-MAX_Z = 10.0
-
 # Elements of one batch's (cells x nodes x genes) attribution block: bounds memory (~64 MB).
 _BLOCK_ELEMENTS = 16_000_000
 
@@ -164,8 +161,8 @@ def cell_set_enrichment(values: torch.Tensor, bins: torch.Tensor, set_matrix: to
 
     Each (cell, node) row is standardised among the genes of each expression bin, robustly: minus
     the bin's median, divided by its scaled median absolute deviation (1.4826 MAD; where that is
-    0, as in sparse rows, by 1.2533 x the mean absolute deviation; never by less than 1e-3 of the
-    row's mean value), clipped to +-``MAX_Z`` (10).
+    0, as in sparse rows, by 1.2533 x the mean absolute deviation; no spread at all, or one below
+    1e-7 of the row's largest value, gives 0).
     The standardised values are summed over each set and divided by ``sqrt(|S|)`` (Stouffer).
     Median and MAD, unlike mean and standard deviation, barely move when a group's strong
     programme lifts a minority of a bin's genes in its cells, so unrelated sets keep their scores.
@@ -178,21 +175,18 @@ def cell_set_enrichment(values: torch.Tensor, bins: torch.Tensor, set_matrix: to
         Genes x sets, ``1 / sqrt(|S|)`` where the gene is in the set, else 0.
     """
     standardised = torch.zeros_like(values)
-    # A bin whose spread is below 1e-3 of the row's mean value is standardised by that floor instead:
-    # a near-constant bin would otherwise turn rounding noise into huge z-scores (which also differ
-    # between CPU and GPU). Rows near float underflow (dead nodes) score 0.
-    floor = values.mean(dim=2, keepdim=True) * 1e-3
-    usable = floor > torch.finfo(values.dtype).tiny * 1e8
+    # A spread below 1e-7 of the row's largest value (or near float underflow, as in dead nodes)
+    # is rounding noise: its genes score 0 rather than overflowing 1 / spread to inf.
+    floor = (values.amax(dim=2, keepdim=True) * 1e-7).clamp(min=torch.finfo(values.dtype).tiny * 1e8)
     for b in torch.unique(bins):
         genes = torch.nonzero(bins == b).ravel()
         block = values.index_select(2, genes)
         deviation = block - block.median(dim=2, keepdim=True).values
         spread = deviation.abs().median(dim=2, keepdim=True).values * 1.4826
         spread = torch.where(spread > 0, spread, deviation.abs().mean(dim=2, keepdim=True) * 1.2533)
-        scale = torch.where(usable, 1 / torch.maximum(spread, floor).clamp(min=torch.finfo(values.dtype).tiny), 0.0)
+        scale = torch.where(spread > floor, 1 / spread.clamp(min=floor), torch.zeros_like(spread))
         standardised[:, :, genes] = deviation * scale
-    # Like scanpy's pp.scale(max_value=...): one extreme gene cannot dominate a set's score.
-    return standardised.clamp_(-MAX_Z, MAX_Z) @ set_matrix
+    return standardised @ set_matrix
 
 
 def set_membership(set_columns: Sequence[np.ndarray], n_genes: int) -> np.ndarray:
