@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 
 import numpy as np
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -41,6 +42,9 @@ def _rank(rank: int, world: int, port: int, out: str) -> None:
         dist.destroy_process_group()
 
 
+# Sockets are disabled for tests (pyproject addopts); DDP's gloo rendezvous needs a loopback TCP
+# port, bound on 127.0.0.1 only, so this test gets sockets back. Nothing leaves the machine.
+@pytest.mark.enable_socket
 def test_two_process_ddp_matches_single_process(tmp_path):
     counts, train, val = _data()
     single = _model()
