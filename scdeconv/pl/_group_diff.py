@@ -15,7 +15,7 @@ from matplotlib.colors import Colormap, ListedColormap
 from .._docs import inject_docs
 from .._keys import GROUP_DIFF_KEY, IMPACT_KEY
 from ..scoring import scaled_difference
-from ._impact_heatmap import default_figsize, draw_table, heatmap_table
+from ._impact_heatmap import default_figsize, draw_table, heatmap_table, mark_significant
 from ._utils import get_result, savefig_or_show
 
 __all__ = ["group_diff"]
@@ -148,9 +148,7 @@ def group_diff(
     draw_table(ax, background, strip_prefix=strip_prefix, cmap=background_cmap, vmin=0.0, vmax=1.0)
     ax.imshow(overlay, aspect="auto", interpolation="nearest", cmap=cmap, vmin=-1.0, vmax=1.0)
     if significant is not None:
-        rows, cols = np.nonzero(significant)
-        ax.scatter(cols, rows, s=6, c="white", edgecolors="black", linewidths=0.4, label=f"FDR < {fdr:g}")
-        ax.legend(loc="upper left", bbox_to_anchor=(0, -0.02), fontsize="small", frameon=False)
+        mark_significant(ax, significant, fdr)
     group1, group2 = params.get("group1", "group1"), params.get("group2", "rest")
     bar = ax.figure.colorbar(ax.images[1], ax=ax, shrink=0.6)
     bar.set_label(f"scaled difference ({group1} - {group2})")

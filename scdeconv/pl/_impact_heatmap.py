@@ -119,6 +119,13 @@ def draw_table(ax: Axes, table: pd.DataFrame, *, strip_prefix: bool, **imshow_kw
     ax.set_ylabel("node")
 
 
+def mark_significant(ax: Axes, significant: np.ndarray, fdr: float) -> None:
+    """Dot the table cells where ``significant`` is true, with a legend "FDR < fdr" below the axes."""
+    rows, cols = np.nonzero(significant)
+    ax.scatter(cols, rows, s=6, c="white", edgecolors="black", linewidths=0.4, label=f"FDR < {fdr:g}")
+    ax.legend(loc="upper left", bbox_to_anchor=(0, -0.02), fontsize="small", frameon=False)
+
+
 @inject_docs
 def impact_heatmap(
     adata: AnnData,
@@ -214,9 +221,7 @@ def impact_heatmap(
             table = table.where(significant)
     draw_table(ax, table, strip_prefix=strip_prefix, cmap=cmap, vmin=0.0, vmax=1.0)
     if significant is not None and not only_significant:
-        rows, cols = np.nonzero(significant)
-        ax.scatter(cols, rows, s=6, c="white", edgecolors="black", linewidths=0.4, label=f"FDR < {fdr:g}")
-        ax.legend(loc="upper left", bbox_to_anchor=(0, -0.02), fontsize="small", frameon=False)
+        mark_significant(ax, significant, fdr)
     colorbar = ax.figure.colorbar(ax.images[-1], ax=ax, shrink=0.6)
     colorbar.set_label(f"scaled {values} (min-max per set)")
     ax.set_title("gene-set impact per node" if title is None else title)
