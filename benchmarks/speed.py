@@ -417,8 +417,10 @@ def run_all(args) -> None:
         print(table(header, [last]).splitlines()[-1], flush=True)
         path.unlink()
     if last is not None and not args.smoke and max(sizes) < 1_000_000:
-        print(f"EXTRAPOLATION (not measured): 1,000,000 cells ~ {last[4] * 1e6 / last[0] / 60:.1f} min, "
-              f"linear in cells from the {last[0]}-cell run; RSS stays near {fmt(last[6])} GB (chunked).")
+        print(
+            f"EXTRAPOLATION (not measured): 1,000,000 cells ~ {last[4] * 1e6 / last[0] / 60:.1f} min, "
+            f"linear in cells from the {last[0]}-cell run; RSS stays near {fmt(last[6])} GB (chunked)."
+        )
 
     if "accuracy" not in sections:
         return

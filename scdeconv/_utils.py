@@ -197,6 +197,8 @@ def claim_obsm_key(adata: AnnData, key: str, *, ours: bool, what: str) -> None:
         key,
         what,
     )
+
+
 def totals(matrix) -> tuple[np.ndarray, np.ndarray]:
     """Counts per cell and per gene (float64), streamed chunk by chunk when ``matrix`` is on disk."""
     cells, genes = [], np.zeros(matrix.shape[1])

@@ -110,6 +110,9 @@ def cell_activity(cell_totals: np.ndarray, bins: np.ndarray, set_columns: list[n
     return set_enrichment(binned_zscores(cell_totals, bins), set_columns)
 
 
+_NULL_SET_BLOCK = 64  # gene sets whose null scores are held at once (64 x n_null x nodes floats)
+
+
 @dataclass
 class NullModel:
     """Null scores of expression-matched random gene sets, summarised (nodes x sets, or per set)."""
@@ -137,34 +140,65 @@ def matched_null(
     Besides per-node summaries, the best standardised score over ``live`` nodes of each random
     set gives a max-statistic null for the question "does any node encode this set?", which
     accounts for the number of nodes looked at.
+
+    The draws are shared across sets: random set ``r`` of every set takes the first genes of one
+    random ordering ``r`` of each bin, so the scores of all sets come from prefix sums of ``z``
+    along ``n_null`` orderings per bin instead of one gather per set (the fixed cost of the null
+    model drops from seconds to a fraction of the Jacobian's time). Each set's null sample is still
+    an exact matched random sample; the sets' p-values become dependent through the shared draws
+    (positively: a high-scoring draw raises every set's p-value), the kind of dependence under
+    which Benjamini-Hochberg is known to hold up (Benjamini & Yekutieli 2001).
     """
     rng = np.random.default_rng(seed)
     live = np.ones(z.shape[0], dtype=bool) if live is None else np.asarray(live, dtype=bool)
-    members_of = {b: np.flatnonzero(bins == b) for b in np.unique(bins)}
+    z = np.asarray(z, dtype=np.float64)
+    n_nodes, n_sets = z.shape[0], len(set_columns)
+    bin_ids = np.unique(bins)
+    # needed[b, s]: genes of set s in expression bin b
+    needed = (
+        np.stack(
+            [np.bincount(np.searchsorted(bin_ids, bins[cols]), minlength=len(bin_ids)) for cols in set_columns], axis=1
+        )
+        if n_sets
+        else np.zeros((len(bin_ids), 0), dtype=np.int64)
+    )
+    genes_by_nodes = np.ascontiguousarray(z.T)
+    orderings = {}  # bin -> n_null x (most genes any set takes from it): random orderings of its genes
+    for b_index, b in enumerate(bin_ids):
+        if needed[b_index].any():
+            pool = np.flatnonzero(bins == b)
+            picks = np.argsort(rng.random((n_null, len(pool))), axis=1)[:, : int(needed[b_index].max())]
+            orderings[b_index] = pool[picks]
     observed = set_enrichment(z, set_columns)
-    shape = (z.shape[0], len(set_columns))
+    shape = (n_nodes, n_sets)
     model = NullModel(
         mean=np.empty(shape),
         sd=np.empty(shape),
         n_exceeding=np.empty(shape, dtype=np.int64),
-        best_exceeding=np.empty(len(set_columns), dtype=np.int64),
+        best_exceeding=np.empty(n_sets, dtype=np.int64),
         n_null=n_null,
     )
-    for s, cols in enumerate(set_columns):
-        draws = []
-        for b, needed in zip(*np.unique(bins[cols], return_counts=True), strict=True):
-            pool = members_of[b]
-            picks = np.argsort(rng.random((n_null, len(pool))), axis=1)[:, :needed]
-            draws.append(pool[picks])
-        random_sets = np.concatenate(draws, axis=1)  # n_null x |S|
-        null = z[:, random_sets].sum(axis=2) / np.sqrt(len(cols))  # nodes x n_null
-        mean, sd = null.mean(axis=1), null.std(axis=1)
-        model.mean[:, s], model.sd[:, s] = mean, sd
-        model.n_exceeding[:, s] = (null >= observed[:, [s]]).sum(axis=1)
-        scale = np.where(sd > 0, sd, np.inf)[:, None]
-        best_null = ((null - mean[:, None]) / scale)[live].max(axis=0, initial=-np.inf)
-        best_observed = ((observed[:, s] - mean) / scale[:, 0])[live].max(initial=-np.inf)
-        model.best_exceeding[s] = (best_null >= best_observed).sum()
+    for first in range(0, n_sets, _NULL_SET_BLOCK):  # sets in blocks: memory bounded for any collection
+        block = np.arange(first, min(first + _NULL_SET_BLOCK, n_sets))
+        null_sums = np.zeros((len(block), n_null, n_nodes))
+        for b_index, ordering in orderings.items():
+            counts = needed[b_index, block]
+            taking = np.flatnonzero(counts)
+            if len(taking) == 0:
+                continue
+            # Prefix sums along each ordering, laid out (position, draw, node) so that both the
+            # running sum and the pick of each set's prefix move whole contiguous slabs.
+            prefix = np.cumsum(genes_by_nodes[ordering[:, : counts.max()].T], axis=0)  # longest x n_null x nodes
+            null_sums[taking] += prefix[counts[taking] - 1]
+        for i, s in enumerate(block):
+            null = null_sums[i] / np.sqrt(len(set_columns[s]))  # n_null x nodes
+            mean, sd = null.mean(axis=0), null.std(axis=0)
+            model.mean[:, s], model.sd[:, s] = mean, sd
+            model.n_exceeding[:, s] = (null >= observed[:, s]).sum(axis=0)
+            scale = np.where(sd > 0, sd, np.inf)
+            best_null = ((null - mean) / scale)[:, live].max(axis=1, initial=-np.inf)
+            best_observed = ((observed[:, s] - mean) / scale)[live].max(initial=-np.inf)
+            model.best_exceeding[s] = (best_null >= best_observed).sum()
     return model
 
 

@@ -83,9 +83,7 @@ def test_mouse_sets_on_human_data_are_refused():
 
 
 def test_decoupler_table_with_weights_and_gseapy_dict():
-    table = pd.DataFrame(
-        {"source": ["B", "A", "A"], "target": ["Cd14", "Gata1", "Klf1"], "weight": [1.0, 0.5, -1.0]}
-    )
+    table = pd.DataFrame({"source": ["B", "A", "A"], "target": ["Cd14", "Gata1", "Klf1"], "weight": [1.0, 0.5, -1.0]})
     assert to_gene_sets(table) == {"B": ["Cd14"], "A": ["Gata1", "Klf1"]}
     library = {"A": np.array(["Gata1", "Klf1"]), "B": ("Cd14",)}  # gseapy libraries: set -> list of genes
     assert to_gene_sets(library) == {"A": ["Gata1", "Klf1"], "B": ["Cd14"]}

@@ -111,14 +111,12 @@ def test_group_diff_tests_call_planted_sets_with_the_right_sign(simulated):
     # significant (FDR < 0.05) with a large positive effect (rank-biserial; measured 0.92-1.00 on
     # seeds 0-1). Clean negative sets can still be called, since activity is relative within a
     # cell, but with small effects (measured |effect| <= 0.22 on seed 1), hence the 0.4 bound.
-    # node_set_tests (Welch per node and set, BH over all live pairs): a planted set is found when
-    # some live node calls it with a positive effect. Measured on seeds 0-2: all 12 planted sets on
-    # every seed, at 4-28 live nodes each. Their null is "the set's share of the node's attribution
-    # is the same in both groups", not "the program is unperturbed": a node uses genes differently
-    # in different cell states, so clean negative sets are called too, in 2-21% of (live node,
-    # negative set) pairs per group (seed 0: 7-12%); the mean/sd standardisation called 15-51%.
-    # Bounds: power >= 10/12 (the issue's 0.8) and at most 25% of negative pairs per group, a
-    # regression guard on that measured level, not the 5% the issue asks for (unmet).
+    # node_set_tests (Welch per node and set and a competitive test against matched random sets,
+    # both must reject; BH over all live pairs): a planted set is found when some live node calls
+    # it with a positive effect. Measured on seeds 0-2 (benchmarks/calibration.py): all 12 planted
+    # sets on every seed; never-perturbed sets called in 0.0% of (live node, negative set) pairs in
+    # every group (Welch alone: up to 14-17% per group). Bounds: power >= 10/12 (the issue's 0.8)
+    # and at most 5% of negative pairs per group (the issue's level; one node in 20 of slack).
     negatives = list(simulated.uns["simulation"]["negative_sets"])
     live = ~simulated.uns["scdeconv_impact"]["node_stats"]["dead"].to_numpy()
     found = []
@@ -130,7 +128,7 @@ def test_group_diff_tests_call_planted_sets_with_the_right_sign(simulated):
         node_tests = simulated.uns["tests_check"]["node_set_tests"]
         fdr, effect = node_tests["fdr"].loc[live], node_tests["effect"].loc[live]
         found += [bool(((fdr[s] < 0.05) & (effect[s] > 0)).any()) for s in sets]
-        assert (fdr[negatives] < 0.05).to_numpy().mean() <= 0.25, group
+        assert (fdr[negatives] < 0.05).to_numpy().mean() <= 0.05, group
     assert sum(found) >= 10, found
 
 

@@ -150,9 +150,7 @@ def test_scores_are_finite_for_any_non_negative_counts(counts, method):
     module = network(counts.shape[1])
     n_genes = counts.shape[1]
     sets = [np.arange(0, n_genes, 2), np.arange(n_genes)]
-    chunks = list(
-        iter_saliency(module, counts, sets, method=method, gene_sums=True, cell_totals=True, chunk_size=4)
-    )
+    chunks = list(iter_saliency(module, counts, sets, method=method, gene_sums=True, cell_totals=True, chunk_size=4))
     for chunk in chunks:
         for part in (chunk.set_scores, chunk.gene_sums, chunk.cell_totals):
             assert np.isfinite(part).all() and (part >= 0).all()

@@ -156,23 +156,21 @@ def set_medians(values: torch.Tensor, set_columns: Sequence[torch.Tensor]) -> to
     return out
 
 
-def cell_set_enrichment(values: torch.Tensor, bins: torch.Tensor, set_matrix: torch.Tensor) -> torch.Tensor:
-    """Per cell and node, the set enrichment of |attribution|: (cells, nodes, genes) -> (cells, nodes, sets).
+def cell_gene_zscores(values: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
+    """Each (cell, node) row of |attribution| standardised among the genes of each expression bin.
 
-    Each (cell, node) row is standardised among the genes of each expression bin, robustly: minus
-    the bin's median, divided by its scaled median absolute deviation (1.4826 MAD; where that is
-    0, as in sparse rows, by 1.2533 x the mean absolute deviation; no spread at all, or one below
-    1e-7 of the row's largest value, gives 0).
-    The standardised values are summed over each set and divided by ``sqrt(|S|)`` (Stouffer).
-    Median and MAD, unlike mean and standard deviation, barely move when a group's strong
-    programme lifts a minority of a bin's genes in its cells, so unrelated sets keep their scores.
+    Robustly: minus the bin's median, divided by its scaled median absolute deviation (1.4826
+    MAD; where that is 0, as in sparse rows, by 1.2533 x the mean absolute deviation; no spread
+    at all, or one below 1e-7 of the row's largest value, gives 0). Median and MAD, unlike mean
+    and standard deviation, barely move when a group's strong programme lifts a minority of a
+    bin's genes in its cells, so unrelated genes keep their values.
 
     Parameters
     ----------
+    values
+        (cells, nodes, genes) |attribution|.
     bins
         Expression bin (``0 .. n_bins-1``) of every gene, long tensor.
-    set_matrix
-        Genes x sets, ``1 / sqrt(|S|)`` where the gene is in the set, else 0.
     """
     standardised = torch.zeros_like(values)
     # A spread below 1e-7 of the row's largest value (or near float underflow, as in dead nodes)
@@ -186,7 +184,23 @@ def cell_set_enrichment(values: torch.Tensor, bins: torch.Tensor, set_matrix: to
         spread = torch.where(spread > 0, spread, deviation.abs().mean(dim=2, keepdim=True) * 1.2533)
         scale = torch.where(spread > floor, 1 / spread.clamp(min=floor), torch.zeros_like(spread))
         standardised[:, :, genes] = deviation * scale
-    return standardised @ set_matrix
+    return standardised
+
+
+def cell_set_enrichment(values: torch.Tensor, bins: torch.Tensor, set_matrix: torch.Tensor) -> torch.Tensor:
+    """Per cell and node, the set enrichment of |attribution|: (cells, nodes, genes) -> (cells, nodes, sets).
+
+    The values standardised by :func:`cell_gene_zscores`, summed over each set and divided by
+    ``sqrt(|S|)`` (Stouffer).
+
+    Parameters
+    ----------
+    bins
+        Expression bin (``0 .. n_bins-1``) of every gene, long tensor.
+    set_matrix
+        Genes x sets, ``1 / sqrt(|S|)`` where the gene is in the set, else 0.
+    """
+    return cell_gene_zscores(values, bins) @ set_matrix
 
 
 def set_membership(set_columns: Sequence[np.ndarray], n_genes: int) -> np.ndarray:
@@ -206,6 +220,7 @@ class SaliencyChunk:
     gene_sums: np.ndarray | None  # (nodes, genes): sum over the batch's cells of |attribution|
     cell_totals: np.ndarray | None  # (cells, genes): sum over nodes of |attribution|
     node_set_scores: np.ndarray | None = None  # (cells, nodes, sets): per-cell set enrichment of each node
+    node_gene_zsums: np.ndarray | None = None  # (nodes, genes): sum over the batch's cells of the gene z-scores
 
 
 def default_chunk_size(n_nodes: int, n_genes: int) -> int:
@@ -247,7 +262,8 @@ def iter_saliency(
         Return, for every cell and gene, the sum over nodes of |attribution| (per-cell activity).
     node_set_bins
         Expression bin of every gene: when given, also return per cell, node and set the set
-        enrichment of |attribution| (:func:`cell_set_enrichment`).
+        enrichment of |attribution| (:func:`cell_set_enrichment`), and per node and gene the
+        batch's sum of the standardised values (:func:`cell_gene_zscores`).
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, not {method!r}.")
@@ -281,14 +297,12 @@ def iter_saliency(
                 yield SaliencyChunk(rows=idx, set_scores=medians, gene_sums=None, cell_totals=None)
                 continue
         magnitude = attribution(module, x, method=method, columns=columns, n_steps=n_steps).abs_()
+        gene_z = cell_gene_zscores(magnitude, bins_t) if per_cell_sets else None
         yield SaliencyChunk(
             rows=idx,
             set_scores=(medians if by_set else set_medians(magnitude, local).cpu().numpy()) if set_scores else None,
             gene_sums=magnitude.sum(dim=0).cpu().numpy() if gene_sums else None,
             cell_totals=magnitude.sum(dim=1).cpu().numpy() if cell_totals else None,
-            node_set_scores=(
-                cell_set_enrichment(magnitude, bins_t, members.to(magnitude.dtype)).cpu().numpy()
-                if per_cell_sets
-                else None
-            ),
+            node_set_scores=(gene_z @ members.to(gene_z.dtype)).cpu().numpy() if per_cell_sets else None,
+            node_gene_zsums=gene_z.sum(dim=0).cpu().numpy() if per_cell_sets else None,
         )

@@ -57,19 +57,61 @@ def activity_tests(activity1: np.ndarray, activity2: np.ndarray, names: list[str
     return table.sort_values(["fdr", "effect"], ascending=[True, False])
 
 
-def node_set_tests(sums, dead: np.ndarray, nodes: pd.Index, names: list[str]) -> dict[str, pd.DataFrame]:
-    """Per (node, set), Welch's test of the cells' scores between the two groups; BH over live pairs."""
+def node_set_tests(
+    sums,
+    dead: np.ndarray,
+    nodes: pd.Index,
+    names: list[str],
+    *,
+    set_columns: list[np.ndarray] | None = None,
+    bins: np.ndarray | None = None,
+    n_null: int = 1000,
+    seed: int = 0,
+) -> dict[str, pd.DataFrame]:
+    """Per (node, set), is the set's score different between the two groups? BH over live pairs.
+
+    Two questions, both asked of every live (node, set):
+
+    - self-contained: do the cells' scores differ? Welch's t from the streamed moments
+      (``statistic``, ``pvalue_welch``; ``effect`` is Cohen's d);
+    - competitive (when ``set_columns`` and ``bins`` are given, i.e. for enrichment scores): does
+      the set's mean score change more than that of random gene sets of the same size and
+      expression bins? The change of a set's mean score is the Stouffer sum of its genes' mean
+      changes, so random sets are scored from per-gene changes exactly as the module_impact null
+      does (``null_z``, ``pvalue_competitive``, two-sided normal tail).
+
+    ``pvalue`` is the larger of the two (an intersection-union test: a pair is called only when both
+    reject, and the combined test keeps the level of each), and ``fdr`` its BH adjustment. The
+    competitive part removes what the self-contained one calls on its own when a cell state shifts
+    the attribution of many genes at once: measured on the simulator (seeds 0-2), up to 14-17% of
+    (live node, never-perturbed set) pairs in a group, and none with both parts.
+    """
+    from scipy.stats import norm
+
+    from ..scoring import matched_null
+
     test = welch_from_moments(
         sums.node_set[0], sums.node_set_squares[0], int(sums.n_cells[0]),
         sums.node_set[1], sums.node_set_squares[1], int(sums.n_cells[1]),
     )  # fmt: skip
-    pvalue = np.where(dead[:, None], np.nan, test.pvalue)
+    welch = np.where(dead[:, None], np.nan, test.pvalue)
     tables = {
         "effect": np.where(dead[:, None], 0.0, test.effect),
         "statistic": np.where(dead[:, None], 0.0, test.statistic),
-        "pvalue": pvalue,
-        "fdr": benjamini_hochberg(pvalue),
+        "pvalue_welch": welch,
     }
+    pvalue = welch
+    if set_columns is not None and bins is not None and sums.node_gene_z is not None:
+        change = sums.node_gene_z[0] / max(int(sums.n_cells[0]), 1) - sums.node_gene_z[1] / max(
+            int(sums.n_cells[1]), 1
+        )  # nodes x genes: mean standardised attribution, group 1 - group 2
+        observed = set_enrichment(change, set_columns)
+        null = matched_null(change, bins, set_columns, n_null=n_null, live=~dead, seed=seed)
+        null_z = np.where(dead[:, None], np.nan, (observed - null.mean) / np.where(null.sd > 0, null.sd, np.inf))
+        competitive = np.where(dead[:, None], np.nan, 2 * norm.sf(np.abs(null_z)))
+        tables.update({"null_z": np.where(dead[:, None], 0.0, null_z), "pvalue_competitive": competitive})
+        pvalue = np.fmax(welch, competitive)
+    tables.update({"pvalue": pvalue, "fdr": benjamini_hochberg(pvalue)})
     return {name: pd.DataFrame(values, index=nodes, columns=names) for name, values in tables.items()}
 
 
@@ -108,16 +150,17 @@ def group_diff(
     Two tests come with them. ``node_set_tests``: every cell gets a score per (node, set), the
     set enrichment of its own attributions to that node (``score="enrichment"``: expression-bin
     z-scores summed over the set, as for the whole data; ``score="median"``: the set's median
-    |saliency|), and the two groups' scores are compared by Welch's t-test, with Cohen's d as the
-    signed effect and a Benjamini-Hochberg FDR over all live (node, set) pairs. Welch's test needs
-    only per-group sums and sums of squares, so it streams over cells in bounded memory (a rank
-    test would need every cell's nodes x sets values) and chunks combine exactly; with tens of
-    cells per group or more its p-values rest on the central limit theorem. Its null is "the set's
-    share of the node's attribution is equal in both groups", which can fail for unperturbed sets
-    too (a node weighs genes differently in different cell states): on the package's simulator
-    2-21% of (live node, never-perturbed set) pairs were called per group, while every planted set
-    was called at some node with the right sign. ``set_tests``: per gene set, a Mann-Whitney test
-    of the cells' activities (summed over nodes).
+    |saliency|). A pair is called when two tests agree: the two groups' scores differ (Welch's
+    t-test, Cohen's d as the signed effect), and, for enrichment scores, the set's change is larger
+    than that of random gene sets matched on size and expression bins (competitive, as
+    module_impact's null). ``pvalue`` is the larger of the two, with a Benjamini-Hochberg FDR over
+    all live (node, set) pairs. Welch's test needs only per-group sums and sums of squares, and the
+    competitive one only per-gene sums, so both stream over cells in bounded memory and chunks
+    combine exactly; with tens of cells per group or more the p-values rest on the central limit
+    theorem. Why both: a node weighs genes differently in different cell states, so Welch's test
+    alone called up to 14-17% of (live node, never-perturbed set) pairs in a group on the package's
+    simulator, both together none (with every planted set still called at some node).
+    ``set_tests``: per gene set, a Mann-Whitney test of the cells' activities (summed over nodes).
 
     Parameters
     ----------
@@ -148,8 +191,10 @@ def group_diff(
         live nodes, and the nodes where they occur; sorted by ``max_diff``.
     ``node_set_tests``
         Dict of DataFrames nodes x gene sets: ``effect`` (Cohen's d, positive = higher in
-        ``group1``), ``statistic`` (Welch's t), ``pvalue`` (two-sided) and ``fdr`` (BH over live
-        pairs); dead nodes get effect 0 and NaN p-values.
+        ``group1``), ``statistic`` (Welch's t), ``pvalue_welch`` (two-sided); for enrichment scores
+        also ``null_z`` (the set's change standardised by matched random sets' changes) and
+        ``pvalue_competitive`` (two-sided); ``pvalue`` (the larger p-value) and ``fdr`` (BH over
+        live pairs). Dead nodes get effect 0 and NaN p-values.
     ``set_tests``
         DataFrame per gene set: per-cell activity (as in ``obsm['scdeconv_activity']``) compared
         between the groups by a two-sided Mann-Whitney test: ``effect`` (rank-biserial, positive =
@@ -214,7 +259,16 @@ def group_diff(
         }
     ).sort_values("max_diff", ascending=False)
     adata.uns[key_added] = {
-        "node_set_tests": node_set_tests(sums, dead, nodes, names),
+        "node_set_tests": node_set_tests(
+            sums,
+            dead,
+            nodes,
+            names,
+            set_columns=None if score == "median" else set_columns,
+            bins=bins,
+            n_null=int(params.get("n_null") or 1000),
+            seed=int(params.get("seed", 0)),
+        ),
         "set_tests": activity_tests(sums.activity[labels == 0], sums.activity[labels == 1], names),
         "params": {
             "groupby": groupby,

@@ -18,6 +18,8 @@ from .._rows import ChunkedRows
 from .._utils import check_counts, columns_of, count_matrix
 from ..scoring import cell_activity, expression_bins
 
+_SUMMED = ("set_medians", "attribution", "node_set", "node_set_squares", "node_gene_z")
+
 
 @dataclass
 class GroupSums:
@@ -28,7 +30,9 @@ class GroupSums:
     sums: ``gene_mean``, the mean encoder input of each gene over all cells (expression bins),
     and ``activity`` (cells, sets), the per-cell activity of each set when asked for.
     ``node_set`` and ``node_set_squares`` (groups, nodes, sets): sums of the per-cell set
-    enrichment of each node and of its square (the moments a two-group test needs).
+    enrichment of each node and of its square (the moments a two-group test needs);
+    ``node_gene_z`` (groups, nodes, genes): sums of each gene's per-cell standardised attribution
+    (what the set scores add up; the competitive part of the two-group test needs it per gene).
     """
 
     n_cells: np.ndarray
@@ -38,6 +42,7 @@ class GroupSums:
     activity: np.ndarray | None = None
     node_set: np.ndarray | None = None
     node_set_squares: np.ndarray | None = None
+    node_gene_z: np.ndarray | None = None
 
     def mean(self, name: str) -> np.ndarray:
         """Per-group means of one of the summed quantities."""
@@ -54,7 +59,7 @@ class GroupSums:
         """
         first = parts[0]
         out = GroupSums(n_cells=sum(p.n_cells for p in parts), gene_mean=first.gene_mean)
-        for name in ("set_medians", "attribution", "node_set", "node_set_squares"):
+        for name in _SUMMED:
             if getattr(first, name) is not None:
                 setattr(out, name, sum(getattr(p, name) for p in parts))
         if first.activity is not None:
@@ -66,7 +71,7 @@ class GroupSums:
 
     def pooled(self) -> GroupSums:
         """All groups summed into one (exact: sums and counts, not averages of averages)."""
-        fields = ("set_medians", "attribution", "node_set", "node_set_squares")
+        fields = _SUMMED
         return GroupSums(
             n_cells=self.n_cells.sum(keepdims=True),
             gene_mean=self.gene_mean,
@@ -171,6 +176,8 @@ def saliency_group_sums(
     if node_sets:
         sums.node_set = np.zeros((n_groups, n_nodes, len(set_columns)))
         sums.node_set_squares = np.zeros_like(sums.node_set)
+        if not median:
+            sums.node_gene_z = np.zeros((n_groups, n_nodes, len(genes)))
     if activity:
         sums.activity = np.full((len(labels), len(set_columns)), np.nan)
     # In memory: one window holding every cell. On disk: contiguous windows of chunk_size cells.
@@ -204,6 +211,8 @@ def saliency_group_sums(
                         scores = (chunk.set_scores if median else chunk.node_set_scores).astype(np.float64)
                         sums.node_set[group] += scores.sum(axis=0)
                         sums.node_set_squares[group] += (scores * scores).sum(axis=0)
+                        if not median:
+                            sums.node_gene_z[group] += chunk.node_gene_zsums
                     if activity:
                         cell_rows = chunk.rows if block is None else offset[chunk.rows]
                         sums.activity[cell_rows] = cell_activity(chunk.cell_totals, bins, set_columns)

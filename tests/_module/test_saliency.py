@@ -155,6 +155,8 @@ def test_node_set_scores_do_not_depend_on_chunking():
                                                                     node_set_bins=bins, chunk_size=2)])  # fmt: skip
     assert one.shape == (9, 4, 2)
     np.testing.assert_allclose(many, one, rtol=1e-4, atol=1e-5)  # float32 matmuls of other batch shapes
+
+
 @pytest.mark.parametrize("method", ["guided", "gradient", "grad_x_input"])
 def test_set_medians_by_set_match_full_attribution(method):
     from scdeconv._module.saliency import set_medians_by_set

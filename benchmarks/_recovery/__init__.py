@@ -1,0 +1,1 @@
+"""Parts of the recovery benchmark; run it with ``python benchmarks/recovery.py``."""

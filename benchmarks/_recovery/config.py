@@ -1,0 +1,77 @@
+"""Settings of the recovery benchmark: sizes, difficulty levels, the smoke configuration."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent.parent  # benchmarks/
+TCELLS = Path(
+    os.environ.get("SCDECONV_TCELLS", HERE.parent.parent / "shared" / "data" / "real" / "wu2020_200_tcells.h5ad")
+)
+FDR = 0.05
+TOP = 20  # genes per component for discovery and the XOR metric (the paper's top 20)
+N_COMPONENTS = 20  # components of PCA, NMF and LinearSCVI
+
+# Difficulty levels of simulate_hematopoiesis (its own parameters; "easy" is its default).
+LEVELS: dict[str, dict] = {
+    "easy": {"fold_change": 3.0, "set_fraction": 0.5, "library_median": 3000.0},
+    "medium": {"fold_change": 2.0, "set_fraction": 0.35, "library_median": 1500.0},
+    "hard": {"fold_change": 1.5, "set_fraction": 0.2, "library_median": 800.0},
+}
+
+
+@dataclass
+class Config:
+    n_cells: int = 600
+    n_genes: int = 800
+    seeds: tuple[int, ...] = (0, 1, 2)
+    levels: tuple[str, ...] = ("easy", "medium", "hard")
+    max_epochs: int = 40
+    scvi_epochs: int = 15
+    nmf_iter: int = 200
+    n_null: int = 100
+    xor_cells: int = 500
+    parity_cells: int = 500
+    ablation_level: str = "medium"
+    ablation_seeds: tuple[int, ...] = (0,)
+    ablations: tuple[str, ...] = (
+        "ortho 0",
+        "ortho 1",
+        "NB",
+        "MSE",
+        "guided",
+        "gradient",
+        "integrated gradients",
+        "paper score",
+        "original recipe",
+        "geneset panel",
+    )
+    paul15: bool = True
+    use_scvi: bool = True
+    use_decoupler: bool = True
+    real: bool = True
+    smoke: bool = False
+
+
+SMOKE = Config(
+    n_cells=300,
+    n_genes=800,
+    seeds=(0,),
+    levels=("easy",),
+    max_epochs=4,
+    scvi_epochs=3,
+    nmf_iter=50,
+    n_null=20,
+    xor_cells=300,
+    parity_cells=300,
+    ablation_level="easy",
+    ablation_seeds=(0,),
+    ablations=("guided",),
+    paul15=False,
+    use_scvi=False,
+    use_decoupler=False,
+    real=False,
+    smoke=True,
+)

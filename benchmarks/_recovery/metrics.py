@@ -1,0 +1,71 @@
+"""Metrics (a)-(e): program recovery, group tests, embedding quality, top-gene precision."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import average_precision_score
+
+from scdeconv.tl._group_diff import activity_tests
+
+from .config import FDR, TOP
+from .outputs import Output
+
+
+def recovery_metrics(out: Output, truth: dict) -> dict:
+    """(a) AUPRC and precision@k of planted sets among all scored sets, and against clean negatives."""
+    if out.set_scores is None:
+        return {}
+    scores = out.set_scores.dropna()
+    labels = scores.index.isin(truth["planted"])
+    clean = scores.index.isin(truth["planted"] | truth["negative"])
+    k = int(labels.sum())
+    return {
+        "AUPRC": average_precision_score(labels, scores.to_numpy()),
+        "AUPRC vs neg": average_precision_score(labels[clean], scores.to_numpy()[clean]),
+        f"P@{k}": float(labels[np.argsort(-scores.to_numpy(), kind="stable")[:k]].mean()),
+    }
+
+
+def group_metrics(out: Output, labels: np.ndarray, truth: dict) -> dict:
+    """(b) Each group vs the rest: planted sets called (power), clean negatives called (FPR, FDP)."""
+    if out.activity is None:
+        return {}
+    act = out.activity.to_numpy()
+    names = list(out.activity.columns)
+    tp = fp = n_pos = n_neg = 0
+    for group, planted in truth["groups"].items():
+        tests = activity_tests(act[labels == group], act[labels != group], names)
+        called = set(tests.index[(tests["fdr"] < FDR) & (tests["effect"] > 0)])
+        tp += len(called & set(planted))
+        fp += len(called & truth["negative"])
+        n_pos += len(planted)
+        n_neg += len(truth["negative"])
+    return {"power": tp / n_pos, "FPR neg": fp / n_neg, "FDP": fp / max(tp + fp, 1)}
+
+
+def embedding_metrics(out: Output, x_input: np.ndarray, labels: np.ndarray, seed: int, n_max: int = 1000) -> dict:
+    """(d) Trustworthiness and 15-NN overlap against the input, 15-NN accuracy of the labels (5-fold)."""
+    from sklearn.manifold import trustworthiness
+    from sklearn.model_selection import cross_val_score
+    from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
+
+    if out.embedding is None:
+        return {}
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(len(labels), size=min(n_max, len(labels)), replace=False))
+    emb, x, y = np.asarray(out.embedding)[rows], x_input[rows], labels[rows]
+    k = min(15, len(rows) - 2)
+    nn_in = NearestNeighbors(n_neighbors=k + 1).fit(x).kneighbors(return_distance=False)
+    nn_emb = NearestNeighbors(n_neighbors=k + 1).fit(emb).kneighbors(return_distance=False)
+    overlap = np.mean([len(set(a) & set(b)) / k for a, b in zip(nn_in[:, :k], nn_emb[:, :k], strict=True)])
+    n_folds = int(min(5, pd.Series(y).value_counts().min())) if len(set(y)) > 1 else 0
+    acc = np.nan
+    if n_folds >= 2:
+        acc = cross_val_score(KNeighborsClassifier(n_neighbors=min(15, len(rows) // 4)), emb, y, cv=n_folds).mean()
+    return {"trust": trustworthiness(x, emb, n_neighbors=k), "kNN overlap": overlap, "kNN acc": acc}
+
+
+def best_precision(components: list[set[str]], programs: dict[str, set[str]], n: int = TOP) -> dict[str, float]:
+    """Per program: the largest share of its genes among some component's top ``n`` genes."""
+    return {p: max((len(c & genes) / n for c in components), default=np.nan) for p, genes in programs.items()}

@@ -1,0 +1,71 @@
+"""The common output every method is turned into, and the shared enrichment of loadings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import scanpy as sc
+from anndata import AnnData
+
+from scdeconv.scoring import binned_zscores, set_enrichment
+from scdeconv.tl._gene_set_input import resolve_gene_sets
+
+from .config import TOP
+
+
+@dataclass
+class Output:
+    """What a method is turned into (genes in the panel's order, sets by name)."""
+
+    name: str
+    embedding: np.ndarray | None = None  # cells x d
+    importance: np.ndarray | None = None  # components x genes, >= 0
+    set_scores: pd.Series | None = None  # per set: higher = more likely a planted program
+    activity: pd.DataFrame | None = None  # cells x sets
+    top_genes: list[set[str]] = field(default_factory=list)  # per component
+    seconds: float = np.nan
+    peak_mb: float = np.nan
+    extra: dict = field(default_factory=dict)
+
+
+def lognorm(adata: AnnData) -> np.ndarray:
+    """log1p of counts normalised to 10^4 per cell, dense (the peers' and the metrics' input)."""
+    data = AnnData(adata.X.astype(np.float32))
+    sc.pp.normalize_total(data, target_sum=1e4)
+    sc.pp.log1p(data)
+    x = data.X
+    return np.asarray(x.toarray() if hasattr(x, "toarray") else x)
+
+
+def set_columns(genes: np.ndarray, species: str | None = None) -> dict[str, np.ndarray]:
+    indices, _, _ = resolve_gene_sets("hallmark", genes, species=species, min_size=3)
+    return indices
+
+
+def enrichment_scores(importance: np.ndarray, bins: np.ndarray, sets: dict[str, np.ndarray]) -> pd.DataFrame:
+    """components x sets: the same Stouffer enrichment of expression-binned z-scores scdeconv uses."""
+    return pd.DataFrame(set_enrichment(binned_zscores(importance, bins), list(sets.values())), columns=list(sets))
+
+
+def top_genes(importance: np.ndarray, genes: np.ndarray, n: int = TOP) -> list[set[str]]:
+    order = np.argsort(-importance, axis=1, kind="stable")[:, :n]
+    return [set(genes[row]) for row in order]
+
+
+def from_loadings(name: str, scores: np.ndarray, loadings: np.ndarray, ctx: dict, recon: np.ndarray) -> Output:
+    """A linear factorisation (cells x k scores, k x genes loadings) as an Output."""
+    importance = np.abs(loadings)
+    enr = enrichment_scores(importance, ctx["bins"], ctx["sets"])
+    sd_gene = recon.std(axis=0)
+    z = (recon - recon.mean(axis=0)) / np.where(sd_gene > 0, sd_gene, 1)
+    activity = pd.DataFrame({s: z[:, cols].mean(axis=1) for s, cols in ctx["sets"].items()})
+    return Output(
+        name,
+        embedding=scores,
+        importance=importance,
+        set_scores=enr.max(axis=0),
+        activity=activity,
+        top_genes=top_genes(importance, ctx["genes"]),
+    )

@@ -1,0 +1,422 @@
+"""RESULTS.md: tables, the methods and metrics text, and the read-out of the numbers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import scdeconv as sd
+
+from .config import FDR, LEVELS, N_COMPONENTS, TOP, Config
+from .figures import figures
+from .real import EXPECTATIONS
+
+
+def markdown(table: pd.DataFrame, digits: int = 2) -> str:
+    """A pipe table (no tabulate dependency)."""
+
+    def cell(v) -> str:
+        if isinstance(v, float | np.floating):
+            return "" if np.isnan(v) else f"{v:.{digits}f}"
+        return str(v)
+
+    head = "| " + " | ".join(map(str, table.columns)) + " |"
+    rule = "|" + "|".join("---" for _ in table.columns) + "|"
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join([head, rule, *body])
+
+
+HEADLINE = [
+    "AUPRC",
+    "AUPRC vs neg",
+    "P@12",
+    "power",
+    "FPR neg",
+    "FDP",
+    "trust",
+    "kNN overlap",
+    "kNN acc",
+    "discovery",
+    "disc. XOR block",
+    "seconds",
+    "peak MB",
+]
+HIGHER = {"AUPRC", "AUPRC vs neg", "P@12", "power", "trust", "kNN overlap", "kNN acc", "discovery", "disc. XOR block"}
+LOWER = {"FPR neg", "FDP", "seconds", "peak MB"}
+
+
+def summary(rows: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    cols = [c for c in HEADLINE if c in rows]
+    order = list(dict.fromkeys(rows["method"]))
+    table = rows.groupby(by, sort=False)[cols].mean().reset_index()
+    return table.sort_values(by, key=lambda s: s.map(order.index) if s.name == "method" else s, kind="stable")
+
+
+def wins_and_losses(head: pd.DataFrame) -> list[str]:
+    """Per metric, where scdeconv stands against each peer (mean over levels and seeds)."""
+    ours = head.set_index("method").loc["scdeconv"]
+    lines = []
+    for metric in [c for c in head.columns if c in HIGHER | LOWER and c not in ("seconds", "peak MB")]:
+        others = head.set_index("method")[metric].drop("scdeconv").dropna()
+        if np.isnan(ours[metric]) or others.empty:
+            continue
+        better = others[others > ours[metric] + 0.01] if metric in HIGHER else others[others < ours[metric] - 0.01]
+        if better.empty:
+            lines.append(f"- **{metric}**: scdeconv {ours[metric]:.2f} is best or tied (within 0.01).")
+        else:
+            peers_txt = ", ".join(f"{m} {v:.2f}" for m, v in better.sort_values(ascending=metric in LOWER).items())
+            lines.append(f"- **{metric}**: scdeconv {ours[metric]:.2f} loses to {peers_txt}.")
+    return lines
+
+
+METHOD_ROWS = [
+    ("method", "embedding", "components x genes", "set score (a)", "per-cell set activity (b)"),
+    (
+        '**scdeconv** (defaults: Poisson, ortho 0.05, `grad_x_input`, `score="enrichment"`)',
+        "64 nodes",
+        "expression-matched attribution z-scores (`sd.tl.node_genes`)",
+        "best live node's impact",
+        '`obsm["scdeconv_activity"]`',
+    ),
+    (
+        'plain AE (`ortho_penalty=0`, `method="gradient"`, `score="median"`: the paper\'s per-cell median '
+        "over the set, averaged over cells)",
+        "64 nodes",
+        "mean \\|gradient\\| over cells (no expression matching)",
+        "best live node's median score",
+        "same activity definition, from gradients",
+    ),
+    (
+        f"PCA ({N_COMPONENTS} components)",
+        "scores",
+        "\\|loadings\\|",
+        "best component's enrichment*",
+        f"mean over the set of the rank-{N_COMPONENTS} reconstruction, genes standardised",
+    ),
+    (f"NMF ({N_COMPONENTS} components, nndsvda)", "W", "H", "best component's enrichment*", "as PCA (W H)"),
+    (
+        f"LinearSCVI ({N_COMPONENTS} latent, NB, fixed seed)",
+        "latent mean",
+        "\\|decoder loadings\\|",
+        "best component's enrichment*",
+        "as PCA (latent x loadings)",
+    ),
+    (
+        "decoupler ULM / AUCell",
+        "cells x sets activities",
+        "none",
+        "largest group-vs-rest difference of mean activity (**uses the labels**)",
+        "the ULM / AUCell scores",
+    ),
+]
+METHOD_TABLE = "\n".join(
+    ["| " + " | ".join(METHOD_ROWS[0]) + " |", "|" + "---|" * 5]
+    + ["| " + " | ".join(r) + " |" for r in METHOD_ROWS[1:]]
+)
+
+
+METHODS_TEXT = f"""\
+## How each method is turned into the same outputs
+
+All methods see the same cells and the same genes (``sd.pp.select_genes(mode="hvg")``: genes with a
+count >= 3 somewhere that are in a Hallmark set or among 2,000 highly variable genes; the real data use
+the paper's ``mode="geneset"``). Inputs: raw counts for the autoencoders and LinearSCVI,
+log1p(counts normalised to 10^4) for PCA, NMF and decoupler.
+
+{METHOD_TABLE}
+
+\\* the enrichment scdeconv uses: each component's gene importance z-scored within 10 expression bins,
+Stouffer-summed over the set. Group comparison (b), for every method: each simulated group vs the rest,
+two-sided Mann-Whitney of the per-cell activity with BH FDR over sets (exactly ``sd.tl.group_diff``'s
+``set_tests``); a set is called when FDR < {FDR} and it is higher in the group.
+
+## Metrics
+
+- (a) **AUPRC** of the per-set score, planted (12) vs every other scored Hallmark set (bystanders
+  share genes with planted sets, so this is strict), **AUPRC vs neg** against the 11 clean negative
+  sets only, and **P@12** (precision among the 12 best sets).
+- (b) **power**: share of (group, planted set) pairs called; **FPR neg**: share of (group, clean
+  negative set) pairs called; **FDP**: called negatives / all calls among planted + negative sets.
+- (c) the paper's XOR metric on ``sd.datasets.simulate_xor``: per module, the best node's (component's)
+  share of the module's 20 markers among its top {TOP} genes; mean over the 4 single-factor and the 2 XOR modules.
+- (d) **trust**: ``sklearn.manifold.trustworthiness`` (15 neighbours) of the embedding against the
+  log-normalised input; **kNN overlap**: share of each cell's 15 input neighbours kept; **kNN acc**:
+  5-fold 15-NN accuracy of the labels (1,000 cells at most).
+- (e) **discovery**: per novel programme outside Hallmark (ProgA, ProgB, ProgC; 25 genes each), the
+  best component's share of its genes among its top {TOP}; mean over the three. **disc. XOR block**: the
+  same for the simulator's XOR block (20 genes).
+- (f) **seconds** and **peak MB** (resident memory above the level at the method's start, sampled
+  every 20 ms) of fitting and scoring; the metrics themselves are not timed.
+"""
+
+
+def write_report(out: Path, cfg: Config, parts: dict, elapsed: float, skipped: list[str], load: str = "") -> Path:
+    sim, xor, parity, real, abl = (parts[k] for k in ("sim", "xor", "parity", "real", "abl"))
+    head = summary(sim, ["method"])
+    made = figures(out, sim, xor, abl)
+    lines = [
+        "# Recovery benchmark",
+        "",
+        f"Generated by `python benchmarks/recovery.py{' --smoke' if cfg.smoke else ''}"
+        f"{'' if cfg.seeds == Config.seeds else ' --seeds ' + ' '.join(map(str, cfg.seeds))}` "
+        f"in {elapsed / 60:.1f} min "
+        f"({load or 'load not recorded'}) "
+        f"(scdeconv {sd.__version__}). Simulator: {cfg.n_cells} cells, n_genes={cfg.n_genes}, levels "
+        f"{', '.join(cfg.levels)}, seeds {', '.join(map(str, cfg.seeds))}; autoencoders up to {cfg.max_epochs} "
+        f"epochs with early stopping; LinearSCVI {cfg.scvi_epochs} epochs."
+        + (f" Skipped (not installed, smoke mode or failed): {', '.join(skipped)}." if skipped else ""),
+        "",
+        "## Headline: simulated haematopoiesis, mean over difficulty levels and seeds",
+        "",
+        markdown(head),
+        "",
+        "decoupler's set scores for (a) use the group labels (largest group-vs-rest difference); every other "
+        "method's are unsupervised. Where scdeconv stands, metric by metric (a peer counts as better when "
+        "ahead by more than 0.01):",
+        "",
+        *wins_and_losses(head),
+        "",
+        "## By difficulty level",
+        "",
+        "Levels (``simulate_hematopoiesis`` parameters): "
+        + "; ".join(f"**{k}**: " + ", ".join(f"{p}={v}" for p, v in LEVELS[k].items()) for k in cfg.levels)
+        + ".",
+        "",
+        markdown(
+            summary(sim, ["level", "method"])[
+                [
+                    "level",
+                    "method",
+                    *[c for c in ("AUPRC", "AUPRC vs neg", "power", "FDP", "kNN acc", "discovery") if c in sim],
+                ]
+            ]
+        ),
+        "",
+        *(
+            ["Spread over seeds (standard deviation of AUPRC and power per level and method):", ""]
+            if len(cfg.seeds) > 1
+            else ["(One seed in this run: no spread over seeds.)"]
+        ),
+        "",
+        ""
+        if len(cfg.seeds) < 2
+        else markdown(
+            sim.groupby(["level", "method"], sort=False)[[c for c in ("AUPRC", "power") if c in sim]]
+            .std()
+            .reset_index()
+        ),
+        "",
+        "## The paper's XOR metric (``simulate_xor``)",
+        "",
+        markdown(xor.groupby("method", sort=False)[["single modules", "XOR modules", "seconds"]].mean().reset_index()),
+        "",
+        "## A parity programme no linear view can see",
+        "",
+        "Three hidden binary factors each raise their own block of 30 genes; the programme is their parity "
+        "(``simulate_parity`` in ``benchmarks/_recovery/toys.py``). Every gene and every sum of genes is "
+        "independent of the parity, "
+        "so per-gene tests that know the parity labels find nothing and a linear probe is at chance (0.5); "
+        "the factors themselves are linearly visible. A rank test of the set's mean expression does see a "
+        "difference: the parity leaves the mean number of active factors unchanged (1.5) but not its "
+        "distribution (1 or 3 vs 0 or 2), so only mean-based set scores are blind to it. "
+        "Columns: 5-fold accuracy of a logistic-regression probe and "
+        "of a 15-NN classifier on each embedding, the best single node's (component's) AUROC, and the linear "
+        "probe of the factors as a control.",
+        "",
+        markdown(
+            parity[parity["method"] != "tests given the parity labels"]
+            .groupby("method", sort=False)[
+                ["linear probe (parity)", "15-NN (parity)", "best single node AUROC", "linear probe (factors)"]
+            ]
+            .mean()
+            .reset_index()
+        ),
+        "",
+        "Tests given the parity labels (per seed; Mann-Whitney per gene with BH, and of the markers' mean): "
+        + "; ".join(
+            f"{int(r['genes at FDR < 0.05'])} genes at FDR < 0.05, set p = {r['set p-value']:.2f}"
+            for _, r in parity[parity["method"] == "tests given the parity labels"].iterrows()
+        )
+        + ".",
+        "",
+    ]
+    if not real.empty:
+        lines += ["## Real data: expectations stated before measuring", ""]
+        for which, expected in EXPECTATIONS.items():
+            part = real[real["data"] == which].drop(columns="data").dropna(axis=1, how="all")
+            if part.empty:
+                continue
+            lines += [f"**{which}.** Expected (sign of group 1 - group 2):", ""]
+            lines += [
+                f"- {s.removeprefix('HALLMARK_')}: {'higher' if sign > 0 else 'lower'} in group 1 ({why})"
+                for s, sign, why in expected
+            ]
+            lines += [
+                "",
+                "Measured: rank-biserial effect of the per-cell activity, `*` = FDR < 0.05; kNN "
+                "metrics against the published clusters.",
+                "",
+                markdown(part),
+                "",
+            ]
+    if not abl.empty:
+        cols = [
+            "variant",
+            *[
+                c
+                for c in (
+                    "AUPRC",
+                    "AUPRC vs neg",
+                    "power",
+                    "FDP",
+                    "trust",
+                    "kNN acc",
+                    "discovery",
+                    "disc. XOR block",
+                    "val loss",
+                    "epochs",
+                    "train s",
+                    "dead nodes",
+                    "seconds",
+                )
+                if c in abl
+            ],
+        ]
+        lines += [
+            f"## Ablations of scdeconv ({cfg.ablation_level} level, seeds {', '.join(map(str, cfg.ablation_seeds))})",
+            "",
+            "One setting changed at a time from the default. Attribution variants reuse the default model. "
+            "*original recipe*: SGD with Nesterov momentum 0.9, batch size 1, lr 1e-3, for as many epochs as "
+            "fit in the wall time the default took to train. *geneset panel*: the paper's gene selection "
+            "(novel programmes are then not in the data, so discovery is 0 by construction).",
+            "",
+            markdown(abl.groupby("variant", sort=False)[cols[1:]].mean().reset_index()),
+            "",
+        ]
+    lines += [
+        *analysis(head, abl, xor, parity, real, cfg),
+        METHODS_TEXT,
+        "## Figures",
+        "",
+        *[f"![{p}]({p})" for p in made],
+    ]
+    lines.append("")
+    path = out / "RESULTS.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def _mean(table: pd.DataFrame, by: str, col: str) -> pd.Series:
+    return table.groupby(by, sort=False)[col].mean() if col in table and not table.empty else pd.Series(dtype=float)
+
+
+def analysis(
+    head: pd.DataFrame, abl: pd.DataFrame, xor: pd.DataFrame, parity: pd.DataFrame, real: pd.DataFrame, cfg: Config
+):
+    """Read-out of the tables above, computed from them, and what would fix each loss."""
+    lines = ["## What the numbers say", ""]
+    by = head.set_index("method")
+    ours = by.loc["scdeconv"]
+    peers_only = by.drop(index="scdeconv")
+
+    def leader(col: str, higher: bool = True) -> tuple[str, float]:
+        col_values = peers_only[col].dropna() if col in peers_only else pd.Series(dtype=float)
+        if col_values.empty:
+            return "", np.nan
+        name = col_values.idxmax() if higher else col_values.idxmin()
+        return name, col_values[name]
+
+    name, best = leader("AUPRC")
+    if name:
+        verdict = "ahead of" if ours["AUPRC"] >= best else "behind"
+        lines.append(
+            f"- **Known-set recovery (a).** scdeconv's AUPRC {ours['AUPRC']:.2f} is {verdict} the best peer "
+            f"({name}, {best:.2f}). Where it is behind, the likely fixes are in the model, not the statistic "
+            "(PCA/NMF/LinearSCVI loadings go through the very same enrichment): a 64-node autoencoder spreads a "
+            "programme over several nodes and mixes programmes within a node, so its best node is less "
+            "specific than a loading vector; a sparsity penalty on the first layer, fewer nodes, or scoring "
+            "nodes after matching them across seeds (``sd.tl.stability``'s consensus) should help. Training "
+            "length matters too: the time budget caps training at the epochs given above (see the ablation "
+            "table's ``epochs``)"
+            + (
+                f"; in this run the default model stopped at the cap of {int(abl['epochs'].iloc[0])} epochs, "
+                "still improving (the package default is 200)."
+                if not abl.empty and "epochs" in abl and abl["epochs"].iloc[0] >= cfg.max_epochs
+                else "."
+            )
+        )
+    name, best = leader("power")
+    if name:
+        lines.append(
+            f"- **Group comparisons (b).** Power {ours['power']:.2f} at FDP {ours['FDP']:.2f} (best peer power: "
+            f"{name} {best:.2f}; ULM's FDP {by['FDP'].get('decoupler ULM', np.nan):.2f}). The per-cell activity "
+            "is relative within a cell (genes compete with expression-matched genes), which keeps clean "
+            "negatives quiet; the linear peers' reconstructions pass broad shifts (library size, smooth "
+            "factors) on to every set and call more negatives."
+        )
+    name, best = leader("kNN acc")
+    if name:
+        lines.append(
+            f"- **Embedding (d).** kNN accuracy {ours['kNN acc']:.2f} vs {name} {best:.2f}; trustworthiness "
+            f"{ours['trust']:.2f} vs {leader('trust')[0]} {leader('trust')[1]:.2f}. The representation is "
+            "unscaled softplus activations of 64 nodes, some dead or nearly constant; nodes with large "
+            "spread dominate Euclidean neighbourhoods. Standardising the nodes (or a PCA of them) before "
+            "neighbours, and longer training, are the obvious fixes; the loss here is not a reason to use "
+            "the representation for clustering instead of PCA."
+        )
+    name, best = leader("discovery")
+    if name:
+        lines.append(
+            f"- **Discovery outside the gene sets (e).** Best-node top-{TOP} precision {ours['discovery']:.2f} vs "
+            f"{name} {best:.2f} (XOR block: {ours.get('disc. XOR block', np.nan):.2f} vs "
+            f"{leader('disc. XOR block')[1]:.2f}). ``node_genes`` ranks genes by mean attribution over all "
+            "cells, so a programme active in a subset of cells (ProgA: half the erythroid cells, ProgC: a "
+            "quarter of all cells) is diluted; ranking by the attribution difference between cells where the "
+            "node is high and low would target it."
+        )
+    if not xor.empty:
+        x = xor.groupby("method", sort=False)[["single modules", "XOR modules"]].mean()
+        if "scdeconv" in x.index:
+            others = x.drop(index="scdeconv")
+            lines.append(
+                f"- **The paper's XOR metric (c).** scdeconv finds {x.loc['scdeconv', 'single modules']:.2f} of "
+                f"single-factor and {x.loc['scdeconv', 'XOR modules']:.2f} of XOR module markers among its best "
+                f"node's top {TOP}; the best linear method {others['XOR modules'].idxmax()} finds "
+                f"{others['XOR modules'].max():.2f} of XOR markers. An XOR module is itself a block of "
+                "co-expressed genes (up in half of the cells), so linear methods see it as well: the toy "
+                "does not isolate what is nonlinear."
+            )
+    if not parity.empty and "linear probe (parity)" in parity:
+        pr = parity.groupby("method", sort=False)[["linear probe (parity)", "15-NN (parity)"]].mean().dropna()
+        if "scdeconv" in pr.index:
+            lines.append(
+                f"- **Parity.** No node of scdeconv encodes the parity (best single node AUROC "
+                f"{parity.groupby('method')['best single node AUROC'].mean().get('scdeconv', np.nan):.2f}) and a "
+                f"linear probe of its live nodes reaches {pr.loc['scdeconv', 'linear probe (parity)']:.2f} "
+                f"(PCA {pr['linear probe (parity)'].get('PCA', np.nan):.2f}, chance 0.5). But 15-NN reads it from "
+                f"scdeconv's nodes with {pr.loc['scdeconv', '15-NN (parity)']:.2f} accuracy against "
+                f"{pr['15-NN (parity)'].get('PCA', np.nan):.2f} for PCA and "
+                f"{pr['15-NN (parity)'].get('log-normalised input', np.nan):.2f} for the input itself: the "
+                "autoencoder's embedding separates the 8 factor combinations more cleanly, so the parity becomes "
+                "readable by a nonlinear read-out, not by the node-level scores users look at. Reconstruction "
+                "never needs the parity, so there is no reason for a node to carry it."
+            )
+    if not abl.empty and "AUPRC" in abl:
+        a = abl.groupby("variant", sort=False)[["AUPRC", "power", "discovery"]].mean()
+        base = a.iloc[0]
+        deltas = ", ".join(f"{v} {row['AUPRC'] - base['AUPRC']:+.2f}" for v, row in a.iloc[1:].iterrows())
+        lines.append(f"- **Ablations.** AUPRC change from the default: {deltas}.")
+    if not real.empty:
+        for which in real["data"].unique():
+            part = real[real["data"] == which].set_index("method")["expectations met"]
+            lines.append(f"- **{which}.** Expectations met: " + ", ".join(f"{m} {v}" for m, v in part.items()) + ".")
+    lines += [
+        "",
+        "Caveats: the simulator's planted programmes are blocks of up-regulated genes, which is the case "
+        "linear factorisations are built for; the numbers come from one run at the sizes stated above "
+        "(seeds and levels in the header), and wall times were measured on a shared 2-core machine.",
+        "",
+    ]
+    return lines
