@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
+    "active_cells",
     "benjamini_hochberg",
     "binned_zscores",
     "cell_activity",
@@ -36,6 +37,19 @@ __all__ = [
 ]
 
 SCORES: tuple[str, ...] = ("enrichment", "median")
+
+
+ACTIVE_QUANTILE = 0.75  # a node's active cells: its top quarter by activation
+
+
+def active_cells(latent: np.ndarray, quantile: float = ACTIVE_QUANTILE) -> np.ndarray:
+    """Cells x nodes 0/1 weights: the cells where each node's activation reaches its ``quantile``.
+
+    A program active in a minority of cells drives the node mostly there; averaging attributions
+    over these cells, not all cells, keeps the program from being diluted by the rest.
+    """
+    latent = np.asarray(latent, dtype=np.float64)
+    return (latent >= np.quantile(latent, quantile, axis=0, keepdims=True)).astype(np.float64)
 
 
 def expression_bins(mean_expression: np.ndarray, n_bins: int = 10) -> np.ndarray:

@@ -45,6 +45,7 @@ class Config:
         "gradient",
         "integrated gradients",
         "paper score",
+        "all-cell profiles",
         "original recipe",
         "geneset panel",
     )

@@ -30,6 +30,8 @@ def run_ours(
     method="grad_x_input",
     score="enrichment",
     model=None,
+    impact=None,
+    rank_by="contrast",
 ) -> Output:
     """scdeconv: train (unless ``model`` names one already trained), impact, node genes, activity."""
     key = model or name.replace(" ", "_")
@@ -51,11 +53,12 @@ def run_ours(
             activity_key=f"{name}_activity",
             progress=False,
             seed=ctx["seed"],
+            **(impact or {}),
         )
         result = adata.uns[f"{name}_impact"]
         dead = result["node_stats"]["dead"].to_numpy()
         if score == "enrichment":  # expression-matched ranking, as sd.tl.node_genes
-            importance = attribution_zscores(adata, model_key=key, method=method, n_bins=10)
+            importance = attribution_zscores(adata, model_key=key, method=method, n_bins=10, rank_by=rank_by)
         else:  # the plain ranking: mean |attribution| over cells
             sums = saliency_group_sums(
                 adata,

@@ -105,6 +105,8 @@ def ablation(variant: str, adata: AnnData, ctx: dict, cfg: Config, seed: int, mo
         "gradient": {"method": "gradient", **trained},
         "integrated gradients": {"method": "integrated_gradients", **trained},
         "paper score": {"method": "guided", "score": "median", **trained},
+        # Profiles over all cells (module_impact node_cells="all", node_genes rank_by="mean"): 0.1's defaults.
+        "all-cell profiles": {"impact": {"node_cells": "all"}, "rank_by": "mean", **trained},
     }
     name = "abl_" + variant.replace(" ", "_")
     if variant in specs:

@@ -221,6 +221,7 @@ class SaliencyChunk:
     cell_totals: np.ndarray | None  # (cells, genes): sum over nodes of |attribution|
     node_set_scores: np.ndarray | None = None  # (cells, nodes, sets): per-cell set enrichment of each node
     node_gene_zsums: np.ndarray | None = None  # (nodes, genes): sum over the batch's cells of the gene z-scores
+    weighted_gene_sums: np.ndarray | None = None  # (nodes, genes): sum over cells of weight x |attribution|
 
 
 def default_chunk_size(n_nodes: int, n_genes: int) -> int:
@@ -240,6 +241,7 @@ def iter_saliency(
     gene_sums: bool = False,
     cell_totals: bool = False,
     node_set_bins: np.ndarray | None = None,
+    node_weights: np.ndarray | None = None,
     chunk_size: int | None = None,
     n_steps: int = 16,
     device: torch.device | str = "cpu",
@@ -264,6 +266,9 @@ def iter_saliency(
         Expression bin of every gene: when given, also return per cell, node and set the set
         enrichment of |attribution| (:func:`cell_set_enrichment`), and per node and gene the
         batch's sum of the standardised values (:func:`cell_gene_zscores`).
+    node_weights
+        Cells x nodes weights, rows aligned with ``counts``: when given, also return per node and
+        gene the batch's weighted sum of |attribution| (each node with its own cell weights).
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, not {method!r}.")
@@ -274,7 +279,7 @@ def iter_saliency(
     if per_cell_sets:
         bins_t = torch.as_tensor(np.asarray(node_set_bins), dtype=torch.long, device=device)
         members = torch.as_tensor(set_membership(set_columns, n_genes), dtype=torch.float32, device=device)
-    if gene_sums or cell_totals or per_cell_sets:
+    if gene_sums or cell_totals or per_cell_sets or node_weights is not None:
         columns, local = None, [torch.as_tensor(c, dtype=torch.long, device=device) for c in set_columns]
         width = n_genes
     else:
@@ -305,4 +310,13 @@ def iter_saliency(
             cell_totals=magnitude.sum(dim=1).cpu().numpy() if cell_totals else None,
             node_set_scores=(gene_z @ members.to(gene_z.dtype)).cpu().numpy() if per_cell_sets else None,
             node_gene_zsums=gene_z.sum(dim=0).cpu().numpy() if per_cell_sets else None,
+            weighted_gene_sums=(
+                torch.einsum(
+                    "cn,cng->ng", torch.as_tensor(node_weights[idx], dtype=magnitude.dtype, device=device), magnitude
+                )
+                .cpu()
+                .numpy()
+                if node_weights is not None
+                else None
+            ),
         )

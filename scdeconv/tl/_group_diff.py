@@ -12,6 +12,7 @@ from .._logging import logger
 from .._rows import DEFAULT_CHUNK_SIZE
 from .._utils import check_not_backed_copy, claim_uns_key
 from ..scoring import (
+    active_cells,
     benjamini_hochberg,
     binned_zscores,
     expression_bins,
@@ -21,7 +22,7 @@ from ..scoring import (
     welch_from_moments,
 )
 from ._groups import as_group_list, two_group_labels
-from ._module_impact import impact_tables
+from ._module_impact import impact_tables, stored_latent
 from ._saliency_pass import saliency_group_sums
 
 # The paper shows a group difference only where the whole-data scaled impact exceeds this.
@@ -218,6 +219,11 @@ def group_diff(
     set_columns = [genes.get_indexer(np.asarray(gene_sets[n]).astype(str)) for n in names]
     score = params["score"]
     bins = expression_bins(np.asarray(stored["gene_mean"]), int(params.get("n_bins", 10)))
+    weights = None
+    if score == "enrichment" and params.get("node_cells", "all") == "active":
+        # As module_impact(groupby=...): each node's active cells over all cells, averaged per group.
+        entry = adata.uns[model_key]
+        weights = active_cells(stored_latent(adata, entry, model_key, int(entry["params"]["n_latent"])))
     sums = saliency_group_sums(
         adata,
         model_key=model_key,
@@ -234,6 +240,7 @@ def group_diff(
         node_sets=True,
         n_bins=int(params.get("n_bins", 10)),
         bins=bins,
+        node_weights=weights,
     )
     nodes = stored["impact"].index
     per_group = impact_tables(sums, set_columns, score, None if score == "median" else bins)
@@ -242,7 +249,7 @@ def group_diff(
     if score == "median":
         diff = impact1 - impact2
     else:
-        profiles = sums.mean("attribution")
+        profiles = sums.profiles()
         shift = binned_zscores(log_ratio(profiles[0], profiles[1]), bins)
         diff = pd.DataFrame(set_enrichment(shift, set_columns), index=nodes, columns=names)
     dead = stored["node_stats"]["dead"].to_numpy()

@@ -10,8 +10,11 @@ from .._logging import logger
 from .._model_store import stored_model
 from .._rows import DEFAULT_CHUNK_SIZE
 from .._utils import check_not_backed_copy, claim_uns_key
-from ..scoring import binned_zscores, expression_bins
+from ..scoring import active_cells, binned_zscores, expression_bins, log_ratio
+from ._module_impact import stored_latent
 from ._saliency_pass import saliency_group_sums
+
+RANKINGS: tuple[str, ...] = ("contrast", "active", "mean")
 
 
 def attribution_zscores(
@@ -20,13 +23,24 @@ def attribution_zscores(
     model_key: str,
     method: str,
     n_bins: int,
+    rank_by: str = "contrast",
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     batch_size: int | None = None,
     device: str = "auto",
     progress: bool = False,
 ) -> np.ndarray:
-    """Nodes x genes: each gene's mean |attribution| over cells, z-scored within expression bins."""
-    n_genes = len(stored_model(adata, model_key)["var_names"])
+    """Nodes x genes: each gene's |attribution| to each node, z-scored within expression bins.
+
+    ``rank_by="mean"``: mean over all cells. ``"active"``: mean over the node's active cells (top
+    quarter by activation). ``"contrast"``: log ratio of the two.
+    """
+    if rank_by not in RANKINGS:
+        raise ValueError(f"rank_by must be one of {RANKINGS}, not {rank_by!r}.")
+    entry = stored_model(adata, model_key)
+    n_genes = len(entry["var_names"])
+    weights = None
+    if rank_by != "mean":
+        weights = active_cells(stored_latent(adata, entry, model_key, int(entry["params"]["n_latent"])))
     sums = saliency_group_sums(
         adata,
         model_key=model_key,
@@ -39,8 +53,16 @@ def attribution_zscores(
         batch_size=batch_size,
         device=device,
         progress=progress,
+        node_weights=weights,
     )
-    return binned_zscores(sums.mean("attribution")[0], expression_bins(sums.gene_mean, n_bins))
+    bins = expression_bins(sums.gene_mean, n_bins)
+    overall = sums.mean("attribution")[0]
+    if rank_by == "mean":
+        return binned_zscores(overall, bins)
+    active = sums.profiles()[0]
+    if rank_by == "active":
+        return binned_zscores(active, bins)
+    return binned_zscores(log_ratio(active, overall), bins)
 
 
 @inject_docs
@@ -50,6 +72,7 @@ def node_genes(
     n_top: int = 20,
     method: str = "grad_x_input",
     n_bins: int = 10,
+    rank_by: str = "contrast",
     model_key: str = MODEL_KEY,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     batch_size: int | None = None,
@@ -60,10 +83,13 @@ def node_genes(
 ) -> AnnData | None:
     """Rank the genes that drive each node, as ``sc.tl.rank_genes_groups`` ranks marker genes.
 
-    Each gene's mean |attribution| over cells is z-scored among genes of similar mean expression
-    (the per-gene part of ``score="enrichment"`` in :func:`scdeconv.tl.module_impact`), so a
-    gene ranks high because it drives the node, not because it is highly expressed. This is how
-    to find modules outside the known gene sets.
+    By default (``rank_by="contrast"``) a gene ranks high when it drives the node more in the
+    cells where the node is active (its top quarter by activation) than over all cells: the log
+    ratio of the two mean |attributions|, z-scored among genes of similar mean expression. A
+    program active in a minority of cells stands out this way instead of being averaged away
+    (on the package's simulator, the best node's top 20 genes held 22-52% of a planted program
+    outside the gene sets, against 12-25% when ranking by the mean over all cells). This is how to
+    find modules outside the known gene sets.
 
     Parameters
     ----------
@@ -75,6 +101,10 @@ def node_genes(
         Attribution, as in :func:`scdeconv.tl.module_impact`.
     n_bins
         Expression bins for the z-scores.
+    rank_by
+        ``"contrast"`` (default, above), ``"active"`` (mean |attribution| over the node's active
+        cells) or ``"mean"`` (over all cells, the per-gene part of ``score="enrichment"`` in
+        :func:`scdeconv.tl.module_impact` with ``node_cells="all"``).
     model_key
         ``uns`` key of the model.
     chunk_size, batch_size, device, progress
@@ -84,7 +114,8 @@ def node_genes(
     Returns
     -------
     ``None``, or a copy when ``copy=True``. Writes ``adata.uns['scdeconv_node_genes' | key_added]``:
-    ``names`` and ``scores`` (DataFrames, ``n_top`` rows x nodes, best first) and ``params``.
+    ``names`` and ``scores`` (DataFrames, ``n_top`` rows x nodes, best first: the z-scores) and
+    ``params``.
     """
     check_not_backed_copy(adata, copy)
     adata = adata.copy() if copy else adata
@@ -98,6 +129,7 @@ def node_genes(
         model_key=model_key,
         method=method,
         n_bins=n_bins,
+        rank_by=rank_by,
         chunk_size=chunk_size,
         batch_size=batch_size,
         device=device,
@@ -107,7 +139,13 @@ def node_genes(
     order = np.argsort(-z, axis=1, kind="stable")[:, :n_top]
     nodes = node_names(z.shape[0])
     adata.uns[key_added] = {
-        "params": {"n_top": int(n_top), "method": method, "n_bins": int(n_bins), "model_key": model_key},
+        "params": {
+            "n_top": int(n_top),
+            "method": method,
+            "n_bins": int(n_bins),
+            "rank_by": rank_by,
+            "model_key": model_key,
+        },
         "names": pd.DataFrame(genes[order].T, columns=nodes),
         "scores": pd.DataFrame(np.take_along_axis(z, order, axis=1).T, columns=nodes),
     }

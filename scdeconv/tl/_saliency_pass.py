@@ -18,7 +18,15 @@ from .._rows import ChunkedRows
 from .._utils import check_counts, columns_of, count_matrix
 from ..scoring import cell_activity, expression_bins
 
-_SUMMED = ("set_medians", "attribution", "node_set", "node_set_squares", "node_gene_z")
+_SUMMED = (
+    "set_medians",
+    "attribution",
+    "node_set",
+    "node_set_squares",
+    "node_gene_z",
+    "weighted_attribution",
+    "node_weight_totals",
+)
 
 
 @dataclass
@@ -33,6 +41,8 @@ class GroupSums:
     enrichment of each node and of its square (the moments a two-group test needs);
     ``node_gene_z`` (groups, nodes, genes): sums of each gene's per-cell standardised attribution
     (what the set scores add up; the competitive part of the two-group test needs it per gene).
+    ``weighted_attribution`` (groups, nodes, genes) and ``node_weight_totals`` (groups, nodes):
+    |attribution| summed with each node's own cell weights, and the weights' sums.
     """
 
     n_cells: np.ndarray
@@ -43,11 +53,19 @@ class GroupSums:
     node_set: np.ndarray | None = None
     node_set_squares: np.ndarray | None = None
     node_gene_z: np.ndarray | None = None
+    weighted_attribution: np.ndarray | None = None
+    node_weight_totals: np.ndarray | None = None
 
     def mean(self, name: str) -> np.ndarray:
         """Per-group means of one of the summed quantities."""
         total = getattr(self, name)
         return total / np.maximum(self.n_cells, 1).reshape(-1, *([1] * (total.ndim - 1)))
+
+    def profiles(self) -> np.ndarray:
+        """Per group, nodes x genes mean |attribution|: over each node's weighted cells when summed so."""
+        if self.weighted_attribution is None:
+            return self.mean("attribution")
+        return self.weighted_attribution / np.maximum(self.node_weight_totals, 1e-12)[:, :, None]
 
     @classmethod
     def combine(cls, parts: list[GroupSums]) -> GroupSums:
@@ -115,6 +133,7 @@ def saliency_group_sums(
     batch_size: int | None = None,
     cells: np.ndarray | None = None,
     gene_mean: np.ndarray | None = None,
+    node_weights: np.ndarray | None = None,
 ) -> GroupSums:
     """Sum, within each group, what ``score`` needs from the cells' attributions.
 
@@ -146,6 +165,9 @@ def saliency_group_sums(
         the parts with :meth:`GroupSums.combine`. Pass the all-cell ``gene_mean`` to every part.
     gene_mean
         Mean encoder input per gene over all cells, when already known (else computed here).
+    node_weights
+        Cells x nodes weights (rows as ``adata``'s cells): also sum |attribution| per node with that
+        node's cell weights (``weighted_attribution``, ``node_weight_totals``).
     """
     from tqdm import tqdm
 
@@ -180,6 +202,10 @@ def saliency_group_sums(
             sums.node_gene_z = np.zeros((n_groups, n_nodes, len(genes)))
     if activity:
         sums.activity = np.full((len(labels), len(set_columns)), np.nan)
+    if node_weights is not None:
+        node_weights = np.asarray(node_weights, dtype=np.float64)
+        sums.weighted_attribution = np.zeros((n_groups, n_nodes, len(genes)))
+        sums.node_weight_totals = np.zeros((n_groups, n_nodes))
     # In memory: one window holding every cell. On disk: contiguous windows of chunk_size cells.
     windows = counts.windows(rows) if on_disk else [(rows, None)]
     with tqdm(total=len(rows), desc="saliency", unit="cell", disable=not progress) as bar:
@@ -199,6 +225,9 @@ def saliency_group_sums(
                     gene_sums=not median,
                     cell_totals=activity,
                     node_set_bins=bins if node_sets and not median else None,
+                    node_weights=None
+                    if node_weights is None
+                    else (node_weights if block is None else node_weights[window]),
                     chunk_size=batch_size,
                     device=device,
                 )
@@ -213,6 +242,10 @@ def saliency_group_sums(
                         sums.node_set_squares[group] += (scores * scores).sum(axis=0)
                         if not median:
                             sums.node_gene_z[group] += chunk.node_gene_zsums
+                    if node_weights is not None:
+                        sums.weighted_attribution[group] += chunk.weighted_gene_sums
+                        cell_rows = chunk.rows if block is None else offset[chunk.rows]
+                        sums.node_weight_totals[group] += node_weights[cell_rows].sum(axis=0)
                     if activity:
                         cell_rows = chunk.rows if block is None else offset[chunk.rows]
                         sums.activity[cell_rows] = cell_activity(chunk.cell_totals, bins, set_columns)
