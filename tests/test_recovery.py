@@ -83,12 +83,13 @@ def test_null_model_is_calibrated_on_clean_negatives(simulated):
 
 
 def test_null_model_power_on_planted_sets(simulated):
-    # Planted sets called (some live node at FDR < 0.05). Issue 4 targets power >= 0.8; measured
-    # 0.83, 0.67 and 0.58 on seeds 0-2, so the target is not met on every seed yet. This bound
-    # (half of the planted sets) guards against regressions of the null model, not the target.
+    # Planted sets called (some live node at FDR < 0.05). Issue 4 targets power >= 0.8. Measured
+    # on seeds 0-2 (benchmarks/calibration.py): 0.92 / 1.00 / 0.83 with profiles over each node's
+    # active cells (the default), 0.92 / 0.75 / 0.58 over all cells. Bound: the issue's 0.8 (10
+    # of 12 sets); this fixture's model (seed 0) called 11.
     fdr = simulated.uns["scdeconv_impact"]["fdr"]
     called = [fdr[s].min() < 0.05 for s in planted(simulated)]
-    assert np.mean(called) >= 0.5
+    assert np.mean(called) >= 0.8
 
 
 def test_cell_activity_separates_each_group(simulated):

@@ -79,11 +79,33 @@ def test_median_score_matches_hand_computation(trained_adata):
         np.testing.assert_allclose(result["impact"][name].to_numpy(), expected, rtol=1e-5)
 
 
+def test_node_cells_all_averages_over_every_cell(trained_adata):
+    # node_cells="all" (0.1's profile): each gene's mean |attribution| over all cells, z-scored in bins.
+    adata = sd.tl.module_impact(trained_adata, node_cells="all", n_null=0, copy=True, progress=False)
+    result = adata.uns["scdeconv_impact"]
+    module, genes = load_model(adata)
+    x = module.prepare_input(torch.from_numpy(adata.X.toarray()))
+    profile = (jacobian(module, x, guided=False) * x.unsqueeze(1)).abs().mean(dim=0).numpy()
+    z = sd.scoring.binned_zscores(profile, sd.scoring.expression_bins(x.mean(dim=0).numpy(), 10))
+    live = ~result["node_stats"]["dead"].to_numpy()
+    for name, members in result["gene_sets"].items():
+        cols = pd.Index(genes).get_indexer(members)
+        expected = z[:, cols].sum(1) / np.sqrt(len(cols))
+        np.testing.assert_allclose(result["impact"][name][live], expected[live], rtol=1e-4, atol=1e-6)
+    assert result["params"]["node_cells"] == "all"
+    with pytest.raises(ValueError, match="node_cells must be one of"):
+        sd.tl.module_impact(trained_adata, node_cells="some", copy=True, progress=False)
+
+
 def test_enrichment_score_is_binned_stouffer(trained_adata):
     result = trained_adata.uns["scdeconv_impact"]
     module, genes = load_model(trained_adata)
     x = module.prepare_input(torch.from_numpy(trained_adata.X.toarray()))
-    profile = (jacobian(module, x, guided=False) * x.unsqueeze(1)).abs().mean(dim=0).numpy()
+    attributions = (jacobian(module, x, guided=False) * x.unsqueeze(1)).abs().numpy()  # cells x nodes x genes
+    # Each node's profile: mean over its active cells, those at or above its activation's 75th percentile.
+    latent = module.encode(x).detach().numpy()
+    active = latent >= np.quantile(latent, 0.75, axis=0)
+    profile = np.stack([attributions[active[:, j], j].mean(axis=0) for j in range(latent.shape[1])])
     np.testing.assert_allclose(result["gene_mean"], x.mean(dim=0).numpy(), rtol=1e-5)
     bins = sd.scoring.expression_bins(x.mean(dim=0).numpy(), 10)
     for name, members in result["gene_sets"].items():

@@ -17,6 +17,11 @@ from ._saliency_pass import saliency_group_sums
 RANKINGS: tuple[str, ...] = ("contrast", "active", "mean")
 
 
+def impact_ranking(impact_params: dict) -> str:
+    """The ``rank_by`` whose gene z-scores are the ones a module_impact result summed over its sets."""
+    return "active" if impact_params.get("node_cells", "all") == "active" else "mean"
+
+
 def attribution_zscores(
     adata: AnnData,
     *,

@@ -11,7 +11,7 @@ from .._logging import logger
 from .._utils import claim_uns_key
 from ..scoring import benjamini_hochberg
 from ._group_diff import stored_impact
-from ._node_genes import attribution_zscores
+from ._node_genes import attribution_zscores, impact_ranking
 
 
 @inject_docs
@@ -29,8 +29,9 @@ def node_gsea(
 ) -> AnnData | None:
     """Preranked GSEA (gseapy) of each node's gene ranking: a second statistic beside the impact.
 
-    Each live node ranks the model's genes by their expression-matched attribution z-score (as
-    :func:`scdeconv.tl.node_genes`); :func:`gseapy.prerank` then tests every gene set of the
+    Each live node ranks the model's genes by the expression-matched attribution z-scores that
+    :func:`scdeconv.tl.module_impact` summed over each set (over the node's active cells with its
+    default ``node_cells="active"``); :func:`gseapy.prerank` then tests every gene set of the
     impact result against that ranking by gene-set permutation. Unlike the Stouffer enrichment of
     :func:`scdeconv.tl.module_impact`, GSEA looks at where the set's genes fall along the whole
     ranking, so the two agree on strong programmes and differ on diffuse ones.
@@ -69,7 +70,11 @@ def node_gsea(
     claim_uns_key(adata, key_added, "gsea", reads=(impact_key, params["model_key"]))
     genes = np.asarray(adata.uns[params["model_key"]]["var_names"]).astype(str)
     z = attribution_zscores(
-        adata, model_key=params["model_key"], method=params["method"], n_bins=int(params.get("n_bins", 10))
+        adata,
+        model_key=params["model_key"],
+        method=params["method"],
+        n_bins=int(params.get("n_bins", 10)),
+        rank_by=impact_ranking(params),  # the gene z-scores the impact summed
     )
     sets = {name: list(np.asarray(members).astype(str)) for name, members in stored["gene_sets"].items()}
     nodes, names = stored["impact"].index, list(sets)

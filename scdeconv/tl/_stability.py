@@ -10,7 +10,7 @@ from .._logging import logger
 from .._utils import claim_uns_key
 from ._group_diff import stored_impact
 from ._module_impact import module_impact
-from ._node_genes import attribution_zscores
+from ._node_genes import attribution_zscores, impact_ranking
 from ._train_autoencoder import train_autoencoder
 
 # Arguments of train_autoencoder that a retraining copies from the reference model's params.
@@ -112,7 +112,11 @@ def stability(
     claim_uns_key(adata, key_added, "stability", reads=(impact_key, model_key))
     train_params = adata.uns[model_key]["params"]
     seed = int(train_params["seed"])
-    profile = {"method": impact_params["method"], "n_bins": int(impact_params.get("n_bins", 10))}
+    profile = {
+        "method": impact_params["method"],
+        "n_bins": int(impact_params.get("n_bins", 10)),
+        "rank_by": impact_ranking(impact_params),
+    }
 
     def node_profiles(data: AnnData, key: str, impact: pd.DataFrame) -> np.ndarray:
         if match_on == "genes":
@@ -136,6 +140,7 @@ def stability(
             method=impact_params["method"],
             score=impact_params["score"],
             n_bins=profile["n_bins"],
+            node_cells=impact_params.get("node_cells", "all"),
             activity_key=None,
             progress=False,
         )
