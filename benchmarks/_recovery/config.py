@@ -24,12 +24,12 @@ LEVELS: dict[str, dict] = {
 
 @dataclass
 class Config:
-    n_cells: int = 600
+    n_cells: int = 1000
     n_genes: int = 800
     seeds: tuple[int, ...] = (0, 1, 2)
     levels: tuple[str, ...] = ("easy", "medium", "hard")
-    max_epochs: int = 40
-    scvi_epochs: int = 15
+    max_epochs: int = 200
+    scvi_epochs: int = 100
     nmf_iter: int = 200
     n_null: int = 100
     xor_cells: int = 500
