@@ -23,6 +23,7 @@ import pandas as pd
 
 __all__ = [
     "active_cells",
+    "active_expression_shift",
     "benjamini_hochberg",
     "binned_zscores",
     "cell_activity",
@@ -50,6 +51,22 @@ def active_cells(latent: np.ndarray, quantile: float = ACTIVE_QUANTILE) -> np.nd
     """
     latent = np.asarray(latent, dtype=np.float64)
     return (latent >= np.quantile(latent, quantile, axis=0, keepdims=True)).astype(np.float64)
+
+
+def active_expression_shift(
+    total: np.ndarray, squares: np.ndarray, weighted: np.ndarray, weight_totals: np.ndarray, n_cells: int
+) -> np.ndarray:
+    """Nodes x genes: how far each gene's mean in a node's active cells sits above its mean, in SDs.
+
+    From streamed sums: per gene ``total`` and ``squares`` of the expression over ``n_cells``
+    cells, per node ``weighted`` (its active cells' sums) and ``weight_totals`` (their number).
+    Constant genes, and nodes with no active cells, score 0.
+    """
+    mean = total / max(n_cells, 1)
+    sd = np.sqrt(np.maximum(squares / max(n_cells, 1) - mean**2, 0.0))
+    counts = np.asarray(weight_totals, dtype=np.float64)[:, None]
+    active_mean = np.divide(weighted, counts, out=np.broadcast_to(mean, weighted.shape).copy(), where=counts > 0)
+    return np.divide(active_mean - mean, sd, out=np.zeros_like(active_mean), where=sd > 1e-12)
 
 
 def expression_bins(mean_expression: np.ndarray, n_bins: int = 10) -> np.ndarray:

@@ -6,6 +6,7 @@ import tracemalloc
 
 import anndata
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import sparse
 
@@ -63,11 +64,15 @@ def test_backed_matches_in_memory(counts_factory, tmp_path, dense):
     np.testing.assert_allclose(memory.obsm["X_scdeconv"], backed.obsm["X_scdeconv"], rtol=1e-6, atol=1e-7)
     for adata in (memory, backed):
         sd.tl.module_impact(adata, n_null=20, chunk_size=70, progress=False)
+        sd.tl.node_genes(adata, n_top=5, chunk_size=70, progress=False)
         if not dense:
             sd.tl.group_diff(adata, "group", "ery", chunk_size=70, progress=False)
     for key, table in [("scdeconv_impact", "impact"), ("scdeconv_group_diff", "diff")][: 1 + (not dense)]:
         np.testing.assert_allclose(memory.uns[key][table], backed.uns[key][table], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(memory.obsm["scdeconv_activity"], backed.obsm["scdeconv_activity"], atol=1e-5)
+    ranked = [adata.uns["scdeconv_node_genes"] for adata in (memory, backed)]
+    for table in ("names", "scores"):
+        pd.testing.assert_frame_equal(ranked[0][table], ranked[1][table])
     # Results written to the backed object survive a round trip to a new file.
     backed.write_h5ad(tmp_path / "out.h5ad")
     assert "scdeconv_impact" in anndata.read_h5ad(tmp_path / "out.h5ad").uns

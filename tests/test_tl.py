@@ -97,6 +97,26 @@ def test_node_cells_all_averages_over_every_cell(trained_adata):
         sd.tl.module_impact(trained_adata, node_cells="some", copy=True, progress=False)
 
 
+def test_node_genes_rank_by_expression_shift_in_active_cells(trained_adata):
+    # rank_by="expression" (default): each gene's mean encoder input over the node's active cells
+    # (top quarter by activation) minus its mean over all cells, divided by its SD over all cells.
+    adata = sd.tl.node_genes(trained_adata, n_top=4, copy=True, progress=False)
+    module, genes = load_model(adata)
+    x = module.prepare_input(torch.from_numpy(adata.X.toarray())).numpy().astype(np.float64)
+    latent = np.asarray(adata.obsm["X_scdeconv"])
+    active = latent >= np.quantile(latent, 0.75, axis=0)
+    shift = np.stack([(x[active[:, j]].mean(0) - x.mean(0)) / x.std(0) for j in range(latent.shape[1])])
+    result = adata.uns["scdeconv_node_genes"]
+    assert result["params"]["rank_by"] == "expression"
+    for j, node in enumerate(result["names"].columns):
+        expected = np.sort(shift[j])[::-1][:4]
+        np.testing.assert_allclose(result["scores"][node], expected, rtol=1e-5)
+        best = np.argsort(-shift[j], kind="stable")[:4]
+        np.testing.assert_array_equal(result["names"][node], np.asarray(genes)[best])
+    with pytest.raises(ValueError, match="rank_by must be one of"):
+        sd.tl.node_genes(trained_adata, rank_by="loading", copy=True, progress=False)
+
+
 def test_enrichment_score_is_binned_stouffer(trained_adata):
     result = trained_adata.uns["scdeconv_impact"]
     module, genes = load_model(trained_adata)

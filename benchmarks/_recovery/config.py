@@ -46,6 +46,7 @@ class Config:
         "integrated gradients",
         "paper score",
         "all-cell profiles",
+        "attribution genes",
         "original recipe",
         "geneset panel",
     )

@@ -12,7 +12,7 @@ import pandas as pd
 from anndata import AnnData
 
 import scdeconv as sd
-from scdeconv.tl._node_genes import attribution_zscores
+from scdeconv.tl._node_genes import node_gene_scores
 from scdeconv.tl._saliency_pass import saliency_group_sums
 
 from .config import N_COMPONENTS, Config
@@ -31,7 +31,7 @@ def run_ours(
     score="enrichment",
     model=None,
     impact=None,
-    rank_by="contrast",
+    rank_by="expression",
 ) -> Output:
     """scdeconv: train (unless ``model`` names one already trained), impact, node genes, activity."""
     key = model or name.replace(" ", "_")
@@ -57,8 +57,8 @@ def run_ours(
         )
         result = adata.uns[f"{name}_impact"]
         dead = result["node_stats"]["dead"].to_numpy()
-        if score == "enrichment":  # expression-matched ranking, as sd.tl.node_genes
-            importance = attribution_zscores(adata, model_key=key, method=method, n_bins=10, rank_by=rank_by)
+        if score == "enrichment":  # the ranking of sd.tl.node_genes
+            importance = node_gene_scores(adata, model_key=key, rank_by=rank_by, method=method, n_bins=10)
         else:  # the plain ranking: mean |attribution| over cells
             sums = saliency_group_sums(
                 adata,

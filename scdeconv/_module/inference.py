@@ -6,6 +6,7 @@ import copy
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from .autoencoder import Autoencoder
 from .training import batches, dense_rows
@@ -33,6 +34,35 @@ def input_means(
     for rows in batches(counts.shape[0], batch_size):
         total += module.prepare_input(dense_rows(counts, rows, device)).sum(dim=0, dtype=torch.float64)
     return (total / max(counts.shape[0], 1)).cpu().numpy()
+
+
+@torch.no_grad()
+def weighted_input_sums(
+    module: Autoencoder,
+    counts,
+    weights: np.ndarray,
+    *,
+    batch_size: int = 1024,
+    device: torch.device | str = "cpu",
+    progress: bool = False,
+) -> dict[str, np.ndarray]:
+    """One pass over all cells: sums the encoder input per gene, its squares, and ``weights.T @ input``.
+
+    ``weights`` is cells x k (e.g. each node's active cells); ``weighted`` is k x genes. Sums are
+    float64 so that means and variances of millions of cells stay exact enough.
+    """
+    device = torch.device(device)
+    n_genes = counts.shape[1]
+    total = torch.zeros(n_genes, dtype=torch.float64, device=device)
+    squares = torch.zeros_like(total)
+    weighted = torch.zeros(weights.shape[1], n_genes, dtype=torch.float64, device=device)
+    chunks = list(batches(counts.shape[0], batch_size))
+    for rows in tqdm(chunks, desc="expression in active cells", unit="batch", disable=not progress):
+        x = module.prepare_input(dense_rows(counts, rows, device)).double()
+        total += x.sum(dim=0)
+        squares += (x * x).sum(dim=0)
+        weighted += torch.as_tensor(weights[rows], dtype=torch.float64, device=device).T @ x
+    return {"sum": total.cpu().numpy(), "squares": squares.cpu().numpy(), "weighted": weighted.cpu().numpy()}
 
 
 @torch.no_grad()

@@ -1,4 +1,4 @@
-"""``sd.pl.node_genes``: saliency-ranked genes per node, like ``sc.pl.rank_genes_groups``."""
+"""``sd.pl.node_genes``: ranked genes per node, like ``sc.pl.rank_genes_groups``."""
 
 from __future__ import annotations
 
@@ -17,6 +17,14 @@ from ._utils import get_result, savefig_or_show
 
 __all__ = ["node_genes"]
 
+# y-axis label per sd.tl.node_genes ranking
+SCORE_LABELS = {
+    "expression": "shift in active cells (SD)",
+    "contrast": "attribution contrast z",
+    "active": "attribution z (active cells)",
+    "mean": "attribution z",
+}
+
 
 @inject_docs
 def node_genes(
@@ -33,10 +41,11 @@ def node_genes(
     show: bool | None = None,
     save: bool | str | os.PathLike | None = None,
 ) -> list[Axes]:
-    """The genes that drive each node, ranked, one panel per node (as ``sc.pl.rank_genes_groups``).
+    """The top genes of each node, ranked, one panel per node (as ``sc.pl.rank_genes_groups``).
 
-    Each panel writes the top ``n_genes`` gene names at their rank (x) and score (y): the
-    expression-matched attribution z-score of :func:`scdeconv.tl.node_genes`.
+    Each panel writes the top ``n_genes`` gene names at their rank (x) and score (y): the score
+    :func:`scdeconv.tl.node_genes` ranked by (by default, the gene's expression shift in the
+    node's active cells, in SDs).
 
     Parameters
     ----------
@@ -73,7 +82,8 @@ def node_genes(
     >>> sd.tl.node_genes(adata, n_top=20)  # doctest: +SKIP
     >>> sd.pl.node_genes(adata, nodes=["node_3", "node_7"])  # doctest: +SKIP
     """
-    get_result(adata, key, "sd.tl.node_genes(adata)")
+    result = get_result(adata, key, "sd.tl.node_genes(adata)")
+    rank_by = result.get("params", {}).get("rank_by", "mean")
     if n_genes < 1:
         raise ValueError(f"n_genes must be at least 1, not {n_genes}.")
     table = node_genes_df(adata, key, nodes=nodes)
@@ -112,6 +122,6 @@ def node_genes(
         panel.set_title(node)
         panel.set_xlabel("ranking")
         panel.set_xticks([])
-    axes[0].set_ylabel("attribution z-score")
+    axes[0].set_ylabel(SCORE_LABELS.get(rank_by, "score"))
     savefig_or_show(fig, "node_genes", show=show, save=save, owns_figure=owns_figure)
     return axes
