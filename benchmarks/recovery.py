@@ -13,8 +13,8 @@ Every method is turned into the same outputs, on the same cells and genes:
   one shared enrichment (importance z-scored within expression bins, Stouffer-summed over the
   set, best component), a **score per gene set** for program recovery;
 - a **per-cell activity** of every gene set, compared group vs rest by the same Mann-Whitney
-  test with BH FDR (:func:`scdeconv.tl._group_diff.activity_tests`, what ``sd.tl.group_diff``
-  reports as ``set_tests``) for power and false discovery.
+  test with BH FDR (the self-contained part of what ``sd.tl.group_diff`` reports as
+  ``set_tests``) for power and false discovery.
 """
 
 from __future__ import annotations

@@ -63,7 +63,8 @@ def tested_sets(adata: AnnData, *, key: str = GROUP_DIFF_KEY, n_rows: int = 10, 
     called = called.reindex(called["effect"].abs().sort_values(ascending=False).index).head(n_rows)
     rows = [
         f"{int((tests['fdr'] < fdr).sum())} of {len(tests)} gene sets differ in per-cell activity at FDR < {fdr} "
-        "(two-sided Mann-Whitney; effect = rank-biserial, positive = higher in the first group).",
+        "(two-sided Mann-Whitney, and a larger change than matched random gene sets; effect = "
+        "rank-biserial, positive = higher in the first group).",
         "",
         "| gene set | effect | FDR |",
         "|---|---|---|",

@@ -129,8 +129,10 @@ log1p(counts normalised to 10^4) for PCA, NMF and decoupler.
 
 \\* the enrichment scdeconv uses: each component's gene importance z-scored within 10 expression bins,
 Stouffer-summed over the set. Group comparison (b), for every method: each simulated group vs the rest,
-two-sided Mann-Whitney of the per-cell activity with BH FDR over sets (exactly ``sd.tl.group_diff``'s
-``set_tests``); a set is called when FDR < {FDR} and it is higher in the group.
+two-sided Mann-Whitney of the per-cell activity with BH FDR over sets (the self-contained part of
+``sd.tl.group_diff``'s ``set_tests``, the same test for every method; scdeconv's own ``set_tests`` adds a
+competitive test, see ``benchmarks/calibration.py``); a set is called when FDR < {FDR} and it is higher in
+the group.
 
 ## Metrics
 

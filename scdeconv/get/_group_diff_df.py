@@ -38,7 +38,8 @@ def group_diff_df(
     ``scaled_diff``, largest ``|diff|`` first.
 
     ``level="set"``: columns ``gene_set``, ``effect`` (rank-biserial, positive = higher in
-    ``group1``), ``mean_activity1``, ``mean_activity2``, ``pvalue``, ``fdr``, plus ``group1`` and
+    ``group1``), ``mean_activity1``, ``mean_activity2``, ``pvalue_mw``, ``null_z``,
+    ``pvalue_competitive``, ``pvalue`` (the larger of the two tests'), ``fdr``, plus ``group1`` and
     ``group2`` (labels from ``params``); sorted by FDR.
     """
     if key not in adata.uns:

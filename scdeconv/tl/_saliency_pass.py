@@ -16,7 +16,7 @@ from anndata import AnnData
 from .._model_store import load_model, stored_model
 from .._rows import ChunkedRows
 from .._utils import check_counts, columns_of, count_matrix
-from ..scoring import cell_activity, expression_bins
+from ..scoring import binned_zscores, expression_bins, set_enrichment
 
 _SUMMED = (
     "set_medians",
@@ -26,6 +26,7 @@ _SUMMED = (
     "node_gene_z",
     "weighted_attribution",
     "node_weight_totals",
+    "activity_gene_z",
 )
 
 
@@ -43,6 +44,8 @@ class GroupSums:
     (what the set scores add up; the competitive part of the two-group test needs it per gene).
     ``weighted_attribution`` (groups, nodes, genes) and ``node_weight_totals`` (groups, nodes):
     |attribution| summed with each node's own cell weights, and the weights' sums.
+    ``activity_gene_z`` (groups, genes): sums of the within-cell standardised attribution of each
+    gene that the per-cell activity adds up (with ``activity``).
     """
 
     n_cells: np.ndarray
@@ -55,6 +58,7 @@ class GroupSums:
     node_gene_z: np.ndarray | None = None
     weighted_attribution: np.ndarray | None = None
     node_weight_totals: np.ndarray | None = None
+    activity_gene_z: np.ndarray | None = None
 
     def mean(self, name: str) -> np.ndarray:
         """Per-group means of one of the summed quantities."""
@@ -202,6 +206,7 @@ def saliency_group_sums(
             sums.node_gene_z = np.zeros((n_groups, n_nodes, len(genes)))
     if activity:
         sums.activity = np.full((len(labels), len(set_columns)), np.nan)
+        sums.activity_gene_z = np.zeros((n_groups, len(genes)))
     if node_weights is not None:
         node_weights = np.asarray(node_weights, dtype=np.float64)
         sums.weighted_attribution = np.zeros((n_groups, n_nodes, len(genes)))
@@ -248,6 +253,8 @@ def saliency_group_sums(
                         sums.node_weight_totals[group] += node_weights[cell_rows].sum(axis=0)
                     if activity:
                         cell_rows = chunk.rows if block is None else offset[chunk.rows]
-                        sums.activity[cell_rows] = cell_activity(chunk.cell_totals, bins, set_columns)
+                        cell_z = binned_zscores(chunk.cell_totals, bins)
+                        sums.activity[cell_rows] = set_enrichment(cell_z, set_columns)
+                        sums.activity_gene_z[group] += cell_z.sum(axis=0)
                     bar.update(len(chunk.rows))
     return sums
