@@ -76,7 +76,7 @@ METHOD_ROWS = [
     (
         '**scdeconv** (defaults: Poisson, ortho 0.05, `grad_x_input`, `score="enrichment"`)',
         "64 nodes",
-        "expression-matched attribution z-scores (`sd.tl.node_genes`)",
+        "expression shift in each node's active cells (`sd.tl.node_genes`)",
         "best live node's impact",
         '`obsm["scdeconv_activity"]`',
     ),

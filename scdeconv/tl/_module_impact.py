@@ -154,10 +154,10 @@ def module_impact(
     co-regulated genes outside any program can still inflate scores (a competitive null, as in
     GSEA's gene permutation); read small FDRs of large, overlapping sets with that in mind.
 
-    On the package's simulator (2,500 cells, 12 planted Hallmark sets in 6 groups, three seeds)
-    the enrichment score (measured with ``node_cells="all"``) ranked planted sets with an AUPRC of
-    0.89 (paper's variant 0.21) and put every group's planted sets in its top 3 group differences
-    (paper's variant: 1 in 12).
+    On the package's simulator (2,500 cells, 12 planted Hallmark sets in 6 groups, three seeds,
+    ``benchmarks/impact_recovery.py``) the enrichment score ranked planted sets with an AUPRC of
+    0.99 (0.89 with ``node_cells="all"``; paper's variant 0.23) and put every group's planted sets
+    in its top 3 group differences (paper's variant: 1 in 9).
 
     Parameters
     ----------
