@@ -2,8 +2,8 @@
 
 Needs only torch, numpy and scipy (the core never imports anndata), so it runs on a bare GPU
 machine: ``python benchmarks/device_check.py``. Prints the device, per-epoch training time,
-saliency throughput, and the largest CPU-vs-GPU differences of losses, latent codes and
-attribution sums.
+saliency throughput, and the largest CPU-vs-GPU differences of losses, latent codes,
+attribution sums, per-cell node-set scores and node_genes' expression shifts.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from scipy import sparse
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scdeconv"))  # import the core alone
 
 from _module.autoencoder import Autoencoder
-from _module.inference import embed
+from _module.inference import embed, weighted_input_sums
 from _module.saliency import iter_saliency
 from _module.training import fit, resolve_device
 
@@ -30,6 +30,15 @@ def node_set_scores(module, counts, sets, device) -> np.ndarray:
     chunks = iter_saliency(module, counts, sets, rows=np.arange(500), method="grad_x_input", set_scores=False,
                            node_set_bins=bins, device=device)  # fmt: skip
     return np.concatenate([c.node_set_scores for c in chunks])
+
+
+def expression_shift(module, counts, weights, device) -> np.ndarray:
+    """Nodes x genes: (mean input in each node's weighted cells - mean) / sd, as sd.tl.node_genes."""
+    sums = weighted_input_sums(module, counts, weights, device=device)
+    n = counts.shape[0]
+    mean = sums["sum"] / n
+    sd = np.sqrt(np.maximum(sums["squares"] / n - mean**2, 0.0))
+    return (sums["weighted"] / weights.sum(axis=0)[:, None] - mean) / np.where(sd > 0, sd, np.inf)
 
 
 def run(device: str, counts, sets, epochs: int) -> dict:
@@ -75,6 +84,13 @@ def main() -> None:
         print("per-cell node-set scores, same model, |CPU - GPU|: max", float(diff.max()), "99.9th pct",
               float(np.percentile(diff, 99.9)), "median", float(np.median(diff)),
               "| scores' sd", float(gpu["node_sets"].std()))  # fmt: skip
+        # node_genes' expression shift in each node's active cells (top quarter), same model.
+        latent = gpu["latent"].astype(np.float64)
+        weights = (latent >= np.quantile(latent, 0.75, axis=0)).astype(np.float64)
+        shifts = {d: expression_shift(gpu["module"], counts, weights, d) for d in ("cpu", "cuda")}
+        print("expression shift in active cells, same model, max |CPU - GPU|",
+              float(np.abs(shifts["cpu"] - shifts["cuda"]).max()), "| largest shift",
+              float(np.abs(shifts["cpu"]).max()))  # fmt: skip
     for name, r in results.items():
         speed = f"{r['s/epoch']:.3f} s/epoch (6000 x 2000), saliency {r['cells/s']:.0f} cells/s"
         print(f"{name}: {speed}, val {r['val'][-1]:.4f}")
