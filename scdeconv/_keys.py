@@ -9,7 +9,7 @@ GROUP_DIFF_KEY = "scdeconv_group_diff"  # adata.uns: two-group comparison
 ACTIVITY_KEY = "scdeconv_activity"  # adata.obsm: per-cell activity of each gene set, cells x sets
 STABILITY_KEY = "scdeconv_stability"  # adata.uns: node stability across seeds
 GSEA_KEY = "scdeconv_gsea"  # adata.uns: preranked GSEA of each node's gene ranking
-NODE_GENES_KEY = "scdeconv_node_genes"  # adata.uns: saliency-ranked genes per node
+NODE_GENES_KEY = "scdeconv_node_genes"  # adata.uns: ranked genes per node
 
 
 def node_names(n_nodes: int) -> list[str]:

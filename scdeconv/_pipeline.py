@@ -80,6 +80,7 @@ def run_pipeline(
     tl.train_autoencoder(adata, layer=layer, max_epochs=max_epochs, seed=seed, progress=progress)
     lap("train")
     tl.module_impact(adata, gene_sets=gene_sets, species=species, progress=progress)
+    tl.node_genes(adata, n_top=10, progress=progress)
     lap("impact")
     tl.group_diff(adata, groupby, group1, group2, progress=progress)
     lap("group comparison")

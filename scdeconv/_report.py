@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from anndata import AnnData
 
-from ._keys import GROUP_DIFF_KEY, IMPACT_KEY, MODEL_KEY
+from ._keys import GROUP_DIFF_KEY, IMPACT_KEY, MODEL_KEY, NODE_GENES_KEY
 from .get import group_diff_df, impact_df
 from .scoring import visible_nodes
 
@@ -33,15 +33,25 @@ def node_table(adata: AnnData, *, key: str = IMPACT_KEY, n_sets: int = 3, thresh
     return rows
 
 
-def encoded_sets(adata: AnnData, *, key: str = IMPACT_KEY, fdr: float = 0.05) -> list[str]:
-    """Markdown rows: gene sets that some node encodes at the given FDR (null model), best first."""
+def encoded_sets(adata: AnnData, *, key: str = IMPACT_KEY, fdr: float = 0.05, n_genes: int = 6) -> list[str]:
+    """Markdown rows: gene sets that some node encodes at the given FDR (null model), best first.
+
+    With ``sd.tl.node_genes`` results, each row also lists the best node's top ``n_genes`` genes.
+    """
     stats = adata.uns[key].get("set_stats")
     if stats is None:
         return ["(no null model: run `module_impact` with `score='enrichment'`)"]
     called = stats[stats["fdr"] < fdr]
+    names = adata.uns[NODE_GENES_KEY]["names"] if NODE_GENES_KEY in adata.uns else None
     rows = [f"{len(called)} of {len(stats)} gene sets at FDR < {fdr} (best node, Sidak-corrected over nodes).", ""]
-    rows += ["| gene set | best node | null z | FDR |", "|---|---|---|---|"]
-    rows += [f"| {_short(name)} | {r.best_node} | {r.null_z:.2f} | {r.fdr:.3g} |" for name, r in called.iterrows()]
+    if names is None:
+        rows += ["| gene set | best node | null z | FDR |", "|---|---|---|---|"]
+        rows += [f"| {_short(name)} | {r.best_node} | {r.null_z:.2f} | {r.fdr:.3g} |" for name, r in called.iterrows()]
+        return rows
+    rows += ["| gene set | best node | null z | FDR | the node's top genes |", "|---|---|---|---|---|"]
+    for name, r in called.iterrows():
+        genes = ", ".join(map(str, names[r.best_node].head(n_genes))) if r.best_node in names else ""
+        rows.append(f"| {_short(name)} | {r.best_node} | {r.null_z:.2f} | {r.fdr:.3g} | {genes} |")
     return rows
 
 
@@ -114,6 +124,9 @@ def write_report(
         *node_table(adata),
         "",
         "## Gene sets encoded by some node",
+        "Top genes: those whose expression rises most in the cells where the node is active "
+        "(`sd.tl.node_genes`).",
+        "",
         *encoded_sets(adata),
         "",
         f"## {diff['group1']} vs {diff['group2']} (panel e)",

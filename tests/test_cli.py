@@ -38,6 +38,8 @@ def test_run_writes_figures_report_and_h5ad(small_file, tmp_path, capsys):
     assert "## Ery vs GMP+Mk (panel e)" in report and "| node_" in report
     result = read_h5ad(out / "scdeconv_result.h5ad")
     assert result.uns["scdeconv_group_diff"]["params"]["group2"] == "GMP+Mk"
+    assert "the node's top genes |" in report  # encoded sets list their best node's marker genes
+    assert list(result.uns["scdeconv_node_genes"]["names"].columns[:2]) == ["node_0", "node_1"]
 
 
 @pytest.mark.parametrize(
