@@ -152,6 +152,26 @@ def test_groupby_and_group_diff(trained_adata):
     assert {"node", "gene_set", "diff", "scaled_diff"} <= set(table.columns)
 
 
+def test_set_tests_combine_mann_whitney_and_competitive(trained_adata):
+    # set_tests: Mann-Whitney of the stored per-cell activities, a competitive test from per-gene
+    # mean changes (whose Stouffer sum over a set is exactly the set's mean activity change), and
+    # pvalue = the larger of the two, with BH over sets.
+    from scipy.stats import mannwhitneyu
+
+    tests = trained_adata.uns["scdeconv_group_diff"]["set_tests"]
+    act = sd.get.activity(trained_adata)[:, list(tests.index)]
+    ery = (trained_adata.obs["group"] == "ery").to_numpy()
+    expected = mannwhitneyu(act.X[ery], act.X[~ery], axis=0, alternative="two-sided").pvalue
+    np.testing.assert_allclose(tests["pvalue_mw"], expected, rtol=1e-10)
+    np.testing.assert_allclose(tests["mean_activity1"], act.X[ery].mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(tests["pvalue"], np.fmax(tests["pvalue_mw"], tests["pvalue_competitive"]))
+    np.testing.assert_allclose(tests["fdr"], sd.scoring.benjamini_hochberg(tests["pvalue"].to_numpy()))
+    # The null z has the sign of the set's mean activity change wherever the change is clear.
+    change = tests["mean_activity1"] - tests["mean_activity2"]
+    clear = change.abs() > change.abs().median()
+    assert (np.sign(tests["null_z"][clear]) == np.sign(change[clear])).mean() >= 0.9
+
+
 def test_median_group_diff_is_difference_of_group_impacts(trained_adata):
     adata = sd.tl.module_impact(trained_adata, method="guided", score="median", copy=True, progress=False)
     sd.tl.group_diff(adata, "group", "ery", "mono", progress=False)
