@@ -256,5 +256,6 @@ def saliency_group_sums(
                         cell_z = binned_zscores(chunk.cell_totals, bins)
                         sums.activity[cell_rows] = set_enrichment(cell_z, set_columns)
                         sums.activity_gene_z[group] += cell_z.sum(axis=0)
+                        del cell_z  # not held while the next batch's attributions are computed
                     bar.update(len(chunk.rows))
     return sums
