@@ -47,6 +47,7 @@ class Config:
         "paper score",
         "all-cell profiles",
         "attribution genes",
+        "expression-shift sets",
         "original recipe",
         "geneset panel",
     )

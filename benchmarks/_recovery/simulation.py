@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -10,12 +11,13 @@ from anndata import AnnData
 
 import scdeconv as sd
 from scdeconv.scoring import expression_bins
+from scdeconv.tl._node_genes import node_gene_scores
 
 from .config import LEVELS, Config
 from .measure import log
 from .methods import run_ours
 from .metrics import best_precision, embedding_metrics, group_metrics, recovery_metrics
-from .outputs import Output, lognorm, set_columns
+from .outputs import Output, enrichment_scores, lognorm, set_columns
 
 
 def simulator_truth(adata: AnnData) -> dict:
@@ -130,6 +132,15 @@ def ablation(variant: str, adata: AnnData, ctx: dict, cfg: Config, seed: int, mo
         epochs = max(1, int(budget // per_epoch))
         out = run_ours(adata, ctx, cfg, name=name, train={**sgd, "max_epochs": epochs})
         return out
+    if variant == "expression-shift sets":
+        # The default model's nodes, each scored by its genes' expression shift in its active cells
+        # (node_genes' ranking) instead of attributions, through the enrichment the peers' loadings get.
+        result = adata.uns["scdeconv_impact"]
+        live = ~result["node_stats"]["dead"].to_numpy()
+        start = time.perf_counter()
+        shift = node_gene_scores(adata, model_key="scdeconv", rank_by="expression")[live]
+        set_scores = enrichment_scores(shift, ctx["bins"], ctx["sets"]).max(axis=0)
+        return replace(default, name=name, set_scores=set_scores, seconds=time.perf_counter() - start)
     if variant == "geneset panel":
         full = sd.datasets.simulate_hematopoiesis(
             cfg.n_cells, n_genes=cfg.n_genes, seed=seed, **LEVELS[cfg.ablation_level]
