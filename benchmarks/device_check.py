@@ -1,35 +1,36 @@
 """Run the torch core on CUDA and on the CPU with the same seeds; check they agree and time both.
 
-Needs only torch, numpy and scipy (the core never imports anndata), so it runs on a bare GPU
-machine: ``python benchmarks/device_check.py``. Prints the device, per-epoch training time,
-saliency throughput, and the largest CPU-vs-GPU differences of losses, latent codes,
-attribution sums, per-cell node-set scores and node_genes' expression shifts.
+Uses the torch core only (``scdeconv._module``, which never touches AnnData); install the project
+on the GPU machine first (``pip install -e .``), then run ``python benchmarks/device_check.py``.
+Prints the device, per-epoch training time, saliency throughput, and the largest CPU-vs-GPU
+differences of losses, latent codes, attribution sums, per-cell node-set scores and node_genes'
+expression shifts.
 """
 
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 from scipy import sparse
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scdeconv"))  # import the core alone
-
-from _module.autoencoder import Autoencoder
-from _module.inference import embed, weighted_input_sums
-from _module.saliency import iter_saliency
-from _module.training import fit, resolve_device
+from scdeconv._module.autoencoder import Autoencoder
+from scdeconv._module.config import FitConfig, StreamOptions
+from scdeconv._module.inference import embed, weighted_input_sums
+from scdeconv._module.reducers import AttributionProfile, NodeSetScores
+from scdeconv._module.saliency import stream_attributions
+from scdeconv._module.training import fit, resolve_device
 
 
 def node_set_scores(module, counts, sets, device) -> np.ndarray:
     """Per-cell (node, set) robust enrichment, as group_diff's tests use it, on the first 500 cells."""
     bins = (np.argsort(np.argsort(np.asarray(counts.mean(axis=0)).ravel())) * 10 // counts.shape[1]).astype(np.int64)
-    chunks = iter_saliency(module, counts, sets, rows=np.arange(500), method="grad_x_input", set_scores=False,
-                           node_set_bins=bins, device=device)  # fmt: skip
-    return np.concatenate([c.node_set_scores for c in chunks])
+    scores = NodeSetScores(500, module.n_latent, bins, sets)  # each of the 500 cells its own group
+    labels = np.where(np.arange(counts.shape[0]) < 500, np.arange(counts.shape[0]), -1)
+    stream_attributions(module, counts, [scores], labels=labels, method="grad_x_input",
+                        options=StreamOptions(device=device, progress=False))  # fmt: skip
+    return scores.sums
 
 
 def expression_shift(module, counts, weights, device) -> np.ndarray:
@@ -45,13 +46,15 @@ def run(device: str, counts, sets, epochs: int) -> dict:
     module = Autoencoder(counts.shape[1], generator=torch.Generator().manual_seed(0))
     rows = np.arange(counts.shape[0])
     start = time.perf_counter()
-    result = fit(module, counts, train_rows=rows[200:], val_rows=rows[:200], max_epochs=epochs, patience=epochs,
-                 device=device, progress=False)  # fmt: skip
+    result = fit(module, counts, train_rows=rows[200:], val_rows=rows[:200],
+                 config=FitConfig(max_epochs=epochs, patience=epochs), device=device, progress=False)  # fmt: skip
     train = (time.perf_counter() - start) / epochs
     latent = embed(module, counts, device=device)
     start = time.perf_counter()
-    sums = sum(c.gene_sums for c in iter_saliency(module, counts, sets, method="grad_x_input", set_scores=False,
-                                                  gene_sums=True, device=device))  # fmt: skip
+    profile = AttributionProfile(1, module.n_latent, counts.shape[1])
+    stream_attributions(module, counts, [profile], labels=np.zeros(counts.shape[0], dtype=np.int64),
+                        method="grad_x_input", options=StreamOptions(device=device, progress=False))  # fmt: skip
+    sums = profile.sums[0]
     if device != "cpu":
         torch.cuda.synchronize()
     saliency = counts.shape[0] / (time.perf_counter() - start)

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from _recovery.config import HERE, SMOKE, TCELLS, Config
+from _recovery.config import HERE, SMOKE, Config
 from _recovery.measure import log
 from _recovery.methods import peers
 from _recovery.real import EXPECTATIONS, run_real
@@ -87,9 +87,7 @@ def main(argv: list[str] | None = None) -> Path:
     )
     log(f"toys done ({time.perf_counter() - start:.0f} s)")
     real_sets = [
-        w
-        for w in EXPECTATIONS
-        if cfg.real and ((w.startswith("T cells") and TCELLS.exists()) or (w.startswith("Paul15") and cfg.paul15))
+        w for w in EXPECTATIONS if cfg.real and (w.startswith("T cells") or (w.startswith("Paul15") and cfg.paul15))
     ]
     skipped += [w.split(":")[0] for w in EXPECTATIONS if w not in real_sets]
     real = _stage("real data", lambda: pd.DataFrame([r for w in real_sets for r in run_real(w, cfg, runners)]), skipped)

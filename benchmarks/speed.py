@@ -148,6 +148,7 @@ def work_train(spec: dict) -> dict:
     import torch
 
     from scdeconv._module.autoencoder import Autoencoder
+    from scdeconv._module.config import FitConfig
     from scdeconv._module.training import fit
 
     counts = adata.X.tocsr()
@@ -155,7 +156,7 @@ def work_train(spec: dict) -> dict:
     rows = np.random.default_rng(0).permutation(adata.n_obs)
     start = time.perf_counter()
     train, val = np.sort(rows[adata.n_obs - n_train :]), np.sort(rows[: adata.n_obs - n_train])
-    fit(module, counts, train_rows=train, val_rows=val, max_epochs=epochs, patience=epochs, batch_size=128,
+    fit(module, counts, train_rows=train, val_rows=val, config=FitConfig(max_epochs=epochs, patience=epochs),
         progress=False, device=spec.get("device", "cpu"))  # fmt: skip
     seconds = (time.perf_counter() - start) / epochs
     return {"s_epoch": seconds, "gflops": 3 * 2 * _macs(adata.n_vars) * n_train / seconds / 1e9}

@@ -3,6 +3,17 @@
 from __future__ import annotations
 
 DOCS = {
+    "stream": """\
+    chunk_size
+        Cells per chunk read from the count matrix when it is on disk (a backed AnnData,
+        ``anndata.read_h5ad(path, backed="r")``): cells stream chunk by chunk, so memory is
+        bounded by the chunk, never by the whole matrix. Ignored for data in memory.
+    batch_size
+        Cells per saliency batch (default: about 64 MB of attributions per batch).
+    device
+        ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+    progress
+        Show a progress bar over cells.""",
     "key_added_copy": """\
     key_added
         ``uns`` key of the result. An earlier result of the same kind there is overwritten

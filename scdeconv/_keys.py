@@ -10,6 +10,7 @@ ACTIVITY_KEY = "scdeconv_activity"  # adata.obsm: per-cell activity of each gene
 STABILITY_KEY = "scdeconv_stability"  # adata.uns: node stability across seeds
 GSEA_KEY = "scdeconv_gsea"  # adata.uns: preranked GSEA of each node's gene ranking
 NODE_GENES_KEY = "scdeconv_node_genes"  # adata.uns: ranked genes per node
+SELECTED_KEY = "scdeconv_selected"  # adata.var: genes chosen by select_genes (and its uns record)
 
 
 def node_names(n_nodes: int) -> list[str]:

@@ -13,44 +13,22 @@ import pandas as pd
 from anndata import AnnData
 
 from ._keys import MODEL_KEY
+from ._results import stored_result
 
 if TYPE_CHECKING:
     from ._module.autoencoder import Autoencoder
 
-# Constructor arguments of the Autoencoder kept in params (everything else there is bookkeeping).
-ARCHITECTURE_PARAMS = ("n_latent", "n_hidden", "softplus_beta", "likelihood", "size_factors", "target_sum")
-
 
 def stored_model(adata: AnnData, key: str = MODEL_KEY) -> dict[str, Any]:
-    """``adata.uns[key]``, or a KeyError that says to train first."""
-    if key not in adata.uns:
-        raise KeyError(
-            f"Did not find a trained model in adata.uns[{key!r}]. Run `sd.tl.train_autoencoder(adata)` first."
-        )
-    entry = adata.uns[key]
-    if not isinstance(entry, dict) or not {"params", "var_names", "weights"} <= set(entry):
-        raise KeyError(
-            f"adata.uns[{key!r}] is not a scdeconv model (needs 'params', 'var_names', 'weights'). "
-            "Run `sd.tl.train_autoencoder(adata)` or pass the right key."
-        )
-    return entry
+    """``adata.uns[key]`` holding a trained model, or a KeyError that says to train first."""
+    return stored_result(adata, key, "model")
 
 
 def build_model(params: dict[str, Any], n_genes: int, generator=None) -> Autoencoder:
     """A fresh Autoencoder with the architecture recorded in ``params``."""
-    from ._module.autoencoder import Autoencoder
+    from ._module.config import ModelConfig, from_params
 
-    beta = float(params["softplus_beta"])
-    return Autoencoder(
-        n_genes,
-        n_latent=int(params["n_latent"]),
-        n_hidden=tuple(int(h) for h in np.atleast_1d(params["n_hidden"])),
-        softplus_beta=beta if beta > 0 else None,  # 0 stands for "layer width" (h5ad has no None)
-        likelihood=str(params["likelihood"]),
-        size_factors=bool(params["size_factors"]),
-        target_sum=float(params["target_sum"]),
-        generator=generator,
-    )
+    return from_params(ModelConfig, params).build(n_genes, generator=generator)
 
 
 def load_model(adata: AnnData, key: str = MODEL_KEY) -> tuple[Autoencoder, np.ndarray]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from anndata import AnnData
 
+from ._defaults import PANEL_D_THRESHOLD, PANEL_E_THRESHOLD
 from ._keys import GROUP_DIFF_KEY, IMPACT_KEY, MODEL_KEY, NODE_GENES_KEY
 from .get import group_diff_df, impact_df
 from .scoring import visible_nodes
@@ -18,7 +19,9 @@ def _short(name: str) -> str:
     return name.removeprefix("HALLMARK_")
 
 
-def node_table(adata: AnnData, *, key: str = IMPACT_KEY, n_sets: int = 3, threshold: float = 0.7) -> list[str]:
+def node_table(
+    adata: AnnData, *, key: str = IMPACT_KEY, n_sets: int = 3, threshold: float = PANEL_D_THRESHOLD
+) -> list[str]:
     """Markdown rows: each node shown in the heatmap, with its top gene sets by scaled impact."""
     table = impact_df(adata, key)
     # Enrichment z-scores compare across nodes as they are; the paper's median only after scaling.
@@ -119,13 +122,12 @@ def write_report(
         "",
         "## Which gene sets explain each node (panel d)",
         "Impact as scored; scaled: min-max per gene set across nodes, as in the paper's heatmap, where nodes "
-        "with no scaled score above 0.7 and dead nodes are hidden.",
+        f"with no scaled score above {PANEL_D_THRESHOLD} and dead nodes are hidden.",
         "",
         *node_table(adata),
         "",
         "## Gene sets encoded by some node",
-        "Top genes: those whose expression rises most in the cells where the node is active "
-        "(`sd.tl.node_genes`).",
+        "Top genes: those whose expression rises most in the cells where the node is active (`sd.tl.node_genes`).",
         "",
         *encoded_sets(adata),
         "",
@@ -133,7 +135,7 @@ def write_report(
         comparison_note,
         "",
         f"Cells: {diff['n_cells1']} vs {diff['n_cells2']}. Positive: the set drives the node more in "
-        f"{diff['group1']}. Shown where the whole-data scaled impact exceeds 0.85.",
+        f"{diff['group1']}. Shown where the whole-data scaled impact exceeds {PANEL_E_THRESHOLD}.",
         "",
         *difference_table(adata),
         "",

@@ -9,7 +9,6 @@ import pandas as pd
 from anndata import AnnData
 from scipy import sparse
 
-from ._logging import logger
 from ._rows import DEFAULT_CHUNK_SIZE, ChunkedRows, is_on_disk, row_blocks
 
 
@@ -128,75 +127,6 @@ def as_row_matrix(matrix):
     if sparse.issparse(matrix) and not isinstance(matrix, sparse.csr_matrix | sparse.csr_array):
         return sparse.csr_matrix(matrix)
     return matrix
-
-
-# What marks each kind of scdeconv result in ``adata.uns`` (all of these entries present).
-RESULT_MARKERS: dict[str, frozenset[str]] = {
-    "model": frozenset({"params", "var_names", "weights"}),
-    "impact": frozenset({"params", "impact", "gene_sets"}),
-    "group_diff": frozenset({"params", "diff", "set_tests"}),
-    "node_genes": frozenset({"params", "names", "scores"}),
-    "gsea": frozenset({"params", "nes", "fdr"}),
-    "stability": frozenset({"params", "nodes", "consensus_impact"}),
-    "gene_selection": frozenset({"params", "n_genes"}),
-}
-
-
-def result_kind(entry) -> str | None:
-    """The kind of scdeconv result ``entry`` is (a key of :data:`RESULT_MARKERS`), or ``None``."""
-    if not isinstance(entry, dict):
-        return None
-    for kind, markers in RESULT_MARKERS.items():
-        if markers <= set(entry):
-            return kind
-    return None
-
-
-def claim_uns_key(adata: AnnData, key: str, kind: str, *, reads: Sequence[str] = ()) -> None:
-    """Say what writing a ``kind`` result to ``adata.uns[key]`` will overwrite, before any work is done.
-
-    The documented ``key_added`` policy: an earlier result of the same kind is overwritten (logged
-    at info level, as scanpy does); any other entry is overwritten with a warning, except a
-    trained model, which later steps need and which is expensive to rebuild, and the input the
-    step itself reads (``reads``): a ValueError.
-    """
-    existing = result_kind(adata.uns[key]) if key in adata.uns else None
-    if existing == "model" and kind != "model":
-        raise ValueError(
-            f"key_added={key!r} would overwrite the trained model in adata.uns[{key!r}] with a {kind} result. "
-            "Pass another key_added (the model is needed by later steps)."
-        )
-    if key in reads:
-        raise ValueError(
-            f"key_added={key!r} is the key of this step's own input in adata.uns; writing there would destroy it. "
-            "Pass another key_added."
-        )
-    if key not in adata.uns:
-        return
-    if existing == kind:
-        logger.info("Overwriting the earlier %s result in adata.uns[%r].", kind, key)
-        return
-    what = f"a {existing} result" if existing else "an entry not written by scdeconv"
-    logger.warning(
-        "Overwriting adata.uns[%r], which held %s, with a %s result. Pass another key_added to keep it.",
-        key,
-        what,
-        kind,
-    )
-
-
-def claim_obsm_key(adata: AnnData, key: str, *, ours: bool, what: str) -> None:
-    """Warn before overwriting ``adata.obsm[key]`` unless it is an earlier result of the same step (``ours``)."""
-    if key not in adata.obsm:
-        return
-    if ours:
-        logger.info("Overwriting the earlier %s in adata.obsm[%r].", what, key)
-        return
-    logger.warning(
-        "Overwriting adata.obsm[%r], which was not written by this step, with the %s. Pass another key to keep it.",
-        key,
-        what,
-    )
 
 
 def totals(matrix) -> tuple[np.ndarray, np.ndarray]:

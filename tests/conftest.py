@@ -73,3 +73,16 @@ def trained_adata() -> AnnData:
     sd.tl.module_impact(adata, progress=False)
     sd.tl.group_diff(adata, "group", "ery", progress=False)
     return adata
+
+
+def stream(module, counts, reducers, *, labels=None, method="guided", batch_size=None):
+    """Feed ``reducers`` the attributions of every cell of ``counts`` (one group unless ``labels``), on the CPU.
+
+    ``labels=np.arange(n_cells)`` makes every cell its own group, so group sums are per-cell values.
+    """
+    from scdeconv._module.saliency import StreamOptions, stream_attributions
+
+    labels = np.zeros(counts.shape[0], dtype=np.int64) if labels is None else np.asarray(labels)
+    options = StreamOptions(batch_size=batch_size, device="cpu", progress=False)
+    stream_attributions(module, counts, reducers, labels=labels, method=method, options=options)
+    return reducers

@@ -1,4 +1,4 @@
-"""Bad input gets a clear error (MISSION.md section 6): one table, case -> call -> exception -> message.
+"""Bad input gets a clear error: one table, case -> call -> exception -> message.
 
 Every message must name the problem and the fix; the regexes check both. Below the table: the
 input forms that must be accepted and agree (dense/sparse, float32/float64/int, categorical/
@@ -139,7 +139,7 @@ CASES = [
     Case("overlap below min_size", lambda t, p: _impact(t, gene_sets={"S": ["Gata1", "Klf1", "Foo3"]}, min_size=5),
          ValueError, r"No gene set has at least 5 of its genes.*lower min_size"),
     Case("species not human/mouse", lambda t, p: _impact(t, species="rat"),
-         ValueError, r"species must be 'human', 'mouse' or None"),
+         ValueError, r"species must be one of 'human', 'mouse' or None"),
     Case("gene sets of the wrong type", lambda t, p: _impact(t, gene_sets=42),
          TypeError, r"gene_sets must be 'hallmark', a GMT path, a dict"),
     # Groups.
@@ -186,13 +186,15 @@ CASES = [
         _trained_with(t, lambda a: a.uns.pop("scdeconv_impact")), "group", "ery"),
         KeyError, r"Run `sd\.tl\.module_impact\(adata\)` first"),
     Case("impact_heatmap before module_impact", lambda t, p: sd.pl.impact_heatmap(_counts(), show=False),
-         KeyError, r"Did not find adata\.uns\['scdeconv_impact'\]\. Run `sd\.tl\.module_impact\(adata\)` first"),
+         KeyError, r"Did not find a module_impact result in adata\.uns\['scdeconv_impact'\]\. "
+         r"Run `sd\.tl\.module_impact\(adata\)` first"),
     Case("group_diff plot before group_diff", lambda t, p: sd.pl.group_diff(_counts(), show=False),
          KeyError, r"Run `sd\.tl\.group_diff"),
     Case("training_history before training", lambda t, p: sd.pl.training_history(_counts(), show=False),
          KeyError, r"Run `sd\.tl\.train_autoencoder\(adata\)` first"),
     Case("embedding_comparison before training", lambda t, p: sd.pl.embedding_comparison(_counts(), show=False),
-         KeyError, r"Did not find adata\.obsm\['X_scdeconv'\]\. Run `sd\.tl\.train_autoencoder\(adata\)` first"),
+         KeyError, r"Did not find the representation in adata\.obsm\['X_scdeconv'\]\. "
+         r"Run `sd\.tl\.train_autoencoder\(adata\)` first"),
     # The stored model and the data no longer match.
     Case("genes subset after training", lambda t, p: _impact(t[:, 5:].copy()),
          ValueError, r"5 of the \d+ genes of the model.*subset or re-indexed after training.*train again"),
@@ -201,7 +203,7 @@ CASES = [
         ValueError, r"not in adata\.var_names.*train again"),
     Case("uns entry that is not a model", lambda t, p: _impact(
         _trained_with(t, lambda a: a.uns.__setitem__("scdeconv", {"params": {}}))),
-        KeyError, r"is not a scdeconv model.*Run `sd\.tl\.train_autoencoder"),
+        KeyError, r"is not a trained model of scdeconv.*Run `sd\.tl\.train_autoencoder"),
     Case("object array among stored weights", lambda t, p: _impact(_trained_with(t, _corrupt_weights)),
          ValueError, r"is object, not a float array.*train again"),
     Case("stored weights of the wrong shape", lambda t, p: _impact(_trained_with(t, _wrong_shape_weights)),
@@ -240,7 +242,7 @@ CASES = [
          ValueError, r"method must be one of .*'guided'"),
     Case("unknown score", lambda t, p: _impact(t, score="mean"), ValueError, r"score must be one of"),
     Case("unknown gene selection mode", lambda t, p: sd.pp.select_genes(_counts(), mode="top"),
-         ValueError, r"mode must be 'geneset', 'hvg' or 'all'"),
+         ValueError, r"mode must be one of 'geneset', 'hvg', 'all'"),
 ]  # fmt: skip
 
 

@@ -13,7 +13,7 @@ def test_hallmark_human_and_mouse():
     assert "ALAS2" in human["HALLMARK_HEME_METABOLISM"] and "Alas2" in mouse["HALLMARK_HEME_METABOLISM"]
     n_human = len({g for genes in human.values() for g in genes})
     n_mouse = len({g for genes in mouse.values() for g in genes})
-    # MISSION.md: about 4.1k of the 4.4k Hallmark genes have one-to-one mouse orthologs.
+    # About 4.1k of the 4.4k Hallmark genes have one-to-one mouse orthologs (Ensembl BioMart table).
     assert n_human == 4383 and 3900 <= n_mouse <= 4300
     with pytest.raises(ValueError, match="species must be"):
         hallmark("zebrafish")
@@ -73,7 +73,7 @@ def test_no_overlap_error():
 
 
 def test_mouse_sets_on_human_data_are_refused():
-    from scdeconv.tl._gene_set_input import resolve_gene_sets
+    from scdeconv.genesets import resolve_gene_sets
 
     human_genes = np.array(hallmark("human")["HALLMARK_E2F_TARGETS"])
     with pytest.raises(ValueError, match="mouse symbols but the data look human"):
@@ -115,7 +115,7 @@ def test_msigdb_download_and_offline_message(monkeypatch):
 def test_matching_is_reported_with_sizes_before_translation(caplog):
     import logging
 
-    from scdeconv.tl._gene_set_input import resolve_gene_sets
+    from scdeconv.genesets import resolve_gene_sets
 
     mouse_genes = np.array([*hallmark("mouse")["HALLMARK_HEME_METABOLISM"][:60], "Foo1"])
     human = {"HEME": hallmark("human")["HALLMARK_HEME_METABOLISM"], "TINY": ["GATA1", "NOT_A_GENE"]}

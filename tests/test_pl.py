@@ -72,6 +72,7 @@ def _impact_result(impact: pd.DataFrame) -> dict:
         "impact": impact,
         "node_stats": node_stats,
         "gene_set_sizes": sizes,
+        "gene_sets": {name: np.array([f"{name}_gene"]) for name in impact.columns},
     }
 
 
@@ -103,6 +104,7 @@ def adata_diff(adata_impact) -> ad.AnnData:
         "impact_group2": g2,
         "diff": diff,
         "scaled_diff": scaled_difference(diff),
+        "set_tests": pd.DataFrame({"effect": 0.0, "fdr": 1.0}, index=diff.columns),
     }
     return adata_impact
 

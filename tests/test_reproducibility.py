@@ -13,11 +13,11 @@ import numpy as np
 import pandas as pd
 import torch
 from anndata import AnnData, read_h5ad
-from conftest import make_counts
+from conftest import make_counts, stream
 
 import scdeconv as sd
 from scdeconv._model_store import load_model
-from scdeconv._module.saliency import iter_saliency
+from scdeconv._module.reducers import AttributionProfile, SetMedians
 from scdeconv.tl._saliency_pass import model_counts
 
 FAST = dict(n_latent=4, n_hidden=(8,), max_epochs=3, batch_size=16, progress=False, device="cpu")
@@ -91,15 +91,17 @@ def test_reloaded_model_gives_the_same_saliency(trained_adata, tmp_path):
     trained_adata.write_h5ad(tmp_path / "trained.h5ad")
     back = read_h5ad(tmp_path / "trained.h5ad")
     sets = [np.arange(0, 30), np.arange(40, 90)]
-    chunks = {}
+    reduced = {}
     for name, adata in (("original", trained_adata), ("reloaded", back)):
         module, _ = load_model(adata)
         counts, _ = model_counts(adata, "scdeconv")
-        out = list(iter_saliency(module, counts, sets, method="guided", gene_sums=True, chunk_size=50))
-        chunks[name] = out
-    for a, b in zip(chunks["original"], chunks["reloaded"], strict=True):
-        np.testing.assert_array_equal(a.set_scores, b.set_scores, strict=True)
-        np.testing.assert_array_equal(a.gene_sums, b.gene_sums, strict=True)
+        medians = SetMedians(adata.n_obs, module.n_latent, sets)  # per cell: each cell its own group
+        profile = AttributionProfile(1, module.n_latent, counts.shape[1])
+        stream(module, counts, [medians], labels=np.arange(adata.n_obs), batch_size=50)
+        stream(module, counts, [profile], batch_size=50)
+        reduced[name] = (medians.sums, profile.sums)
+    for a, b in zip(reduced["original"], reduced["reloaded"], strict=True):
+        np.testing.assert_array_equal(a, b, strict=True)
     # The reloaded model recomputes the stored representation and impact exactly.
     module, _ = load_model(back)
     with torch.no_grad():

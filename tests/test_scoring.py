@@ -91,3 +91,117 @@ def test_welch_from_moments_without_spread_and_too_few_cells():
     assert flat.effect[0] == 0 and flat.pvalue[0] == 1
     with pytest.raises(ValueError, match="at least 2 cells"):
         welch_from_moments(np.zeros(1), np.zeros(1), 1, np.zeros(1), np.zeros(1), 5)
+
+
+# --- the one competitive test, and the tables built on it ----------------------------------------
+def _null_by_hand(values: np.ndarray, bins: np.ndarray, cols: np.ndarray, n_draws: int, seed: int) -> np.ndarray:
+    """Stouffer sums of random sets matched to ``cols`` on expression bins, drawn one by one."""
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(n_draws):
+        genes = np.concatenate(
+            [rng.choice(np.flatnonzero(bins == b), np.sum(bins[cols] == b), replace=False) for b in np.unique(bins)]
+        )
+        draws.append(values[:, genes].sum(axis=1) / np.sqrt(len(cols)))
+    return np.array(draws)  # draws x rows
+
+
+def test_competitive_test_standardises_by_the_matched_null():
+    from scipy.stats import norm
+
+    from scdeconv.scoring import MatchedSets, competitive_test
+
+    rng = np.random.default_rng(4)
+    values = rng.standard_normal((3, 300))
+    values[1, :20] += 1.0  # a planted set on row 1
+    bins = expression_bins(rng.random(300), 5)
+    sets = MatchedSets([np.arange(20), np.arange(50, 80)], bins, n_null=4000, seed=0)
+    one = competitive_test(values, sets)
+    two = competitive_test(values, sets, two_sided=True)
+    null = matched_null(values, bins, sets.set_columns, n_null=4000, seed=0)
+    np.testing.assert_allclose(one.null_z, (one.observed - null.mean) / null.sd)
+    np.testing.assert_allclose(one.pvalue, norm.sf(one.null_z))
+    np.testing.assert_allclose(two.pvalue, 2 * norm.sf(np.abs(two.null_z)))
+    np.testing.assert_allclose(one.pvalue_empirical, (1 + null.n_exceeding) / 4001)
+    # The prefix-sum null is an exact matched null: its moments agree with sets drawn one by one
+    # (4000 draws each: the SD of a mean of ~N(0, 1) scores is 0.016, of an SD 0.011; 0.06 = 4-5 SE).
+    by_hand = _null_by_hand(values, bins, sets.set_columns[0], 4000, seed=1)
+    np.testing.assert_allclose(null.mean[:, 0], by_hand.mean(axis=0), atol=0.06)
+    np.testing.assert_allclose(null.sd[:, 0], by_hand.std(axis=0), atol=0.06)
+    # The planted set: +1 on 20 genes adds sqrt(20) = 4.5 null SDs in expectation (seen 3.5 with this seed).
+    assert one.null_z[1, 0] > 3 and abs(one.null_z[0, 0]) < 3
+
+
+def test_impact_significance_applies_sidak_over_live_nodes_and_bh_over_sets():
+    from scipy.stats import norm
+
+    from scdeconv.scoring import MatchedSets, impact_significance
+
+    rng = np.random.default_rng(5)
+    z = rng.standard_normal((6, 200))
+    z[2, :15] += 1.5
+    dead = np.array([False, False, False, True, False, False])
+    cols = [np.arange(15), np.arange(100, 130)]
+    impact = pd.DataFrame(set_enrichment(z, cols), index=[f"node_{i}" for i in range(6)], columns=["A", "B"])
+    out = impact_significance(z, impact, dead, MatchedSets(cols, np.zeros(200, dtype=int), n_null=500))
+    assert out["null_z"].loc["node_3"].isna().all() and out["fdr"].loc["node_3"].isna().all()
+    live_z = out["null_z"].loc[~dead]
+    stats = out["set_stats"].loc[["A", "B"]]
+    best_tail = norm.sf(live_z.max(axis=0).to_numpy())
+    np.testing.assert_allclose(stats["pvalue"], 1 - (1 - best_tail) ** 5, rtol=1e-6)  # 5 live nodes (naive form)
+    np.testing.assert_allclose(stats["fdr"], false_discovery_control(stats["pvalue"].to_numpy()), rtol=1e-10)
+    assert stats.loc["A", "best_node"] == "node_2"
+    live = out["pvalue"].loc[~dead].to_numpy()
+    np.testing.assert_allclose(out["fdr"].loc[~dead].to_numpy().ravel(), false_discovery_control(live.ravel()))
+
+
+def test_node_set_tests_are_welch_and_competitive_and_keep_the_larger_pvalue():
+    from scipy.stats import ttest_ind
+
+    from scdeconv.scoring import MatchedSets, node_set_tests
+
+    rng = np.random.default_rng(6)
+    a, b = rng.normal(0.5, 1.0, size=(30, 3, 2)), rng.normal(0.0, 1.0, size=(20, 3, 2))
+    sums, squares = np.stack([a.sum(0), b.sum(0)]), np.stack([(a**2).sum(0), (b**2).sum(0)])
+    template = pd.DataFrame(np.zeros((3, 2)), index=["node_0", "node_1", "node_2"], columns=["A", "B"])
+    dead = np.array([False, True, False])
+    change = rng.standard_normal((3, 100))
+    change[0, :10] += 2.0
+    sets = MatchedSets([np.arange(10), np.arange(40, 60)], np.zeros(100, dtype=int), n_null=500)
+    out = node_set_tests(sums, squares, np.array([30, 20]), dead, template, change=change, sets=sets)
+    expected = ttest_ind(a, b, axis=0, equal_var=False)
+    live = ~dead
+    np.testing.assert_allclose(out["statistic"].to_numpy()[live], expected.statistic[live], rtol=1e-8)
+    np.testing.assert_allclose(out["pvalue_welch"].to_numpy()[live], expected.pvalue[live], rtol=1e-7)
+    assert (out["effect"].to_numpy()[live] > 0).mean() >= 0.75  # group 1 is higher by 0.5 SD
+    assert out["pvalue"].loc["node_1"].isna().all() and (out["effect"].loc["node_1"] == 0).all()
+    np.testing.assert_array_equal(
+        out["pvalue"].to_numpy()[live], np.fmax(out["pvalue_welch"], out["pvalue_competitive"]).to_numpy()[live]
+    )
+    assert out["null_z"].loc["node_0", "A"] > 4  # the planted change
+    # Swapping the groups flips every sign and keeps every p-value.
+    swapped = node_set_tests(sums[::-1], squares[::-1], np.array([20, 30]), dead, template, change=-change, sets=sets)
+    np.testing.assert_allclose(swapped["effect"], -out["effect"])
+    np.testing.assert_allclose(swapped["null_z"], -out["null_z"])
+    np.testing.assert_allclose(swapped["pvalue"], out["pvalue"])
+
+
+def test_activity_tests_are_mann_whitney_and_competitive():
+    from scipy.stats import mannwhitneyu
+
+    from scdeconv.scoring import MatchedSets, activity_tests
+
+    rng = np.random.default_rng(7)
+    act1, act2 = rng.normal(0.4, 1, size=(40, 3)), rng.normal(0, 1, size=(30, 3))
+    change = rng.standard_normal(90)
+    change[:10] += 2.0
+    sets = MatchedSets([np.arange(10), np.arange(30, 40), np.arange(60, 75)], np.zeros(90, dtype=int), n_null=500)
+    out = activity_tests(act1, act2, ["A", "B", "C"], change=change, sets=sets).loc[["A", "B", "C"]]
+    mw = mannwhitneyu(act1, act2, axis=0)
+    np.testing.assert_allclose(out["pvalue_mw"], mw.pvalue)
+    np.testing.assert_allclose(out["effect"], 2 * mw.statistic / (40 * 30) - 1)
+    np.testing.assert_array_equal(out["pvalue"], np.fmax(out["pvalue_mw"], out["pvalue_competitive"]))
+    np.testing.assert_allclose(out["fdr"], false_discovery_control(out["pvalue"].to_numpy()))
+    assert out.loc["A", "null_z"] > 4
+    self_contained = activity_tests(act1, act2, ["A", "B", "C"])
+    assert "null_z" not in self_contained and np.allclose(self_contained.loc[["A", "B", "C"], "pvalue"], mw.pvalue)

@@ -12,13 +12,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import stream
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from scdeconv import scoring
 from scdeconv._module.autoencoder import Autoencoder
-from scdeconv._module.saliency import METHODS, attribution, iter_saliency, set_medians
+from scdeconv._module.reducers import AttributionProfile, CellActivity, SetMedians
+from scdeconv._module.saliency import METHODS, attribution, set_medians
 from scdeconv.genesets import match_gene_sets
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -81,9 +83,10 @@ def test_cell_permutation_permutes_cell_activity(data, perm_seed):
     perm = np.random.default_rng(perm_seed).permutation(len(totals))
     bins = scoring.expression_bins(means, n_bins)
     sets = [np.arange(0, len(means), 3), np.arange(1, len(means))]
-    np.testing.assert_array_equal(
-        scoring.cell_activity(totals[perm], bins, sets), scoring.cell_activity(totals, bins, sets)[perm]
-    )
+    permuted, gene_z_permuted = scoring.cell_activity(totals[perm], bins, sets)
+    activity, gene_z = scoring.cell_activity(totals, bins, sets)
+    np.testing.assert_array_equal(permuted, activity[perm])
+    np.testing.assert_array_equal(gene_z_permuted, gene_z[perm])
 
 
 @SETTINGS
@@ -148,18 +151,18 @@ def test_null_model_and_fdr_are_finite_and_bounded(data, seed):
 @given(counts=count_matrices(), method=st.sampled_from(METHODS))
 def test_scores_are_finite_for_any_non_negative_counts(counts, method):
     module = network(counts.shape[1])
-    n_genes = counts.shape[1]
+    n_cells, n_genes = counts.shape
     sets = [np.arange(0, n_genes, 2), np.arange(n_genes)]
-    chunks = list(iter_saliency(module, counts, sets, method=method, gene_sums=True, cell_totals=True, chunk_size=4))
-    for chunk in chunks:
-        for part in (chunk.set_scores, chunk.gene_sums, chunk.cell_totals):
-            assert np.isfinite(part).all() and (part >= 0).all()
-    profile = sum(c.gene_sums for c in chunks) / len(counts)
     bins = scoring.expression_bins(counts.mean(axis=0) + np.arange(n_genes) * 1e-9, 3)
-    z = scoring.binned_zscores(profile, bins)
+    medians = SetMedians(n_cells, module.n_latent, sets)  # each cell its own group
+    profile = AttributionProfile(n_cells, module.n_latent, n_genes)
+    activity = CellActivity(n_cells, n_cells, bins, sets)
+    stream(module, counts, [medians, profile, activity], labels=np.arange(n_cells), method=method, batch_size=4)
+    for part in (medians.sums, profile.sums):
+        assert np.isfinite(part).all() and (part >= 0).all()
+    z = scoring.binned_zscores(profile.pooled(), bins)
     assert np.isfinite(scoring.set_enrichment(z, sets)).all()
-    totals = np.concatenate([c.cell_totals for c in chunks])
-    assert np.isfinite(scoring.cell_activity(totals, bins, sets)).all()
+    assert np.isfinite(activity.activity).all()
 
 
 @SETTINGS
@@ -169,15 +172,21 @@ def test_permuting_cells_permutes_saliency(counts, perm_seed, method):
     sets = [np.arange(0, counts.shape[1], 2), np.arange(counts.shape[1])]
     perm = np.random.default_rng(perm_seed).permutation(len(counts))
 
-    def run(matrix):
-        chunks = list(iter_saliency(module, matrix, sets, method=method, gene_sums=True, cell_totals=True))
-        return (np.concatenate([c.set_scores for c in chunks]), sum(c.gene_sums for c in chunks),
-                np.concatenate([c.cell_totals for c in chunks]))  # fmt: skip
+    bins = np.arange(counts.shape[1]) % 2
 
-    scores, sums, totals = run(counts)
-    scores_p, sums_p, totals_p = run(counts[perm])
+    def run(matrix):
+        n_cells = len(matrix)
+        medians = SetMedians(n_cells, module.n_latent, sets)  # each cell its own group
+        profile = AttributionProfile(1, module.n_latent, matrix.shape[1])
+        activity = CellActivity(n_cells, 1, bins, sets)
+        stream(module, matrix, [medians], labels=np.arange(n_cells), method=method)
+        stream(module, matrix, [profile, activity], method=method)
+        return medians.sums, profile.sums, activity.activity
+
+    scores, sums, activity = run(counts)
+    scores_p, sums_p, activity_p = run(counts[perm])
     np.testing.assert_allclose(scores_p, scores[perm], rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(totals_p, totals[perm], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(activity_p, activity[perm], rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(sums_p, sums, rtol=1e-4, atol=1e-5)
 
 
@@ -205,11 +214,12 @@ def test_duplicating_every_cell_leaves_impact_unchanged(counts, method):
     sets = [np.arange(0, n_genes, 2), np.arange(n_genes)]
 
     def impact(matrix):
-        chunks = list(iter_saliency(module, matrix, sets, method=method, gene_sums=True, chunk_size=3))
-        medians = np.concatenate([c.set_scores for c in chunks]).mean(axis=0)  # the paper's score
-        profile = sum(c.gene_sums for c in chunks) / len(matrix)
+        medians = SetMedians(1, module.n_latent, sets)
+        profile = AttributionProfile(1, module.n_latent, n_genes)
+        stream(module, matrix, [medians, profile], method=method, batch_size=3)
         bins = scoring.expression_bins(np.arange(n_genes, dtype=float), 2)
-        return medians, scoring.set_enrichment(scoring.binned_zscores(profile, bins), sets)
+        paper = medians.sums[0] / len(matrix)  # the paper's score: mean over cells of per-cell medians
+        return paper, scoring.profile_enrichment(profile.pooled(), bins, sets)
 
     for once, twice in zip(impact(counts), impact(np.vstack([counts, counts])), strict=True):
         np.testing.assert_allclose(twice, once, rtol=1e-4, atol=1e-5)

@@ -11,8 +11,11 @@ import pytest
 from scipy import sparse
 
 import scdeconv as sd
+from scdeconv._module.reducers import AttributionProfile, CellActivity, SetMedians
+from scdeconv._module.saliency import StreamOptions
 from scdeconv._rows import ChunkedRows
-from scdeconv.tl._saliency_pass import GroupSums, saliency_group_sums
+from scdeconv.scoring import expression_bins
+from scdeconv.tl._saliency_pass import gene_means, saliency_pass
 
 TRAIN = {"n_latent": 8, "n_hidden": (16,), "max_epochs": 3, "batch_size": 32, "progress": False, "chunk_size": 70}
 
@@ -126,14 +129,32 @@ def test_saliency_chunks_combine_exactly(trained_adata):
     stored_sets = adata.uns["scdeconv_impact"]["gene_sets"].values()
     set_columns = [np.array([genes.index(g) for g in members]) for members in stored_sets]
     labels = (adata.obs["group"] == "ery").to_numpy().astype(np.int64)
-    common = {"model_key": "scdeconv", "set_columns": set_columns, "labels": labels, "n_groups": 2}
-    common |= {"method": params["method"], "chunk_size": 1000, "device": "cpu", "progress": False, "activity": True}
-    for score in ("enrichment", "median"):
-        whole = saliency_group_sums(adata, score=score, **common)
-        halves = np.array_split(np.random.default_rng(0).permutation(adata.n_obs), 2)
-        parts = [saliency_group_sums(adata, score=score, cells=h, gene_mean=whole.gene_mean, **common) for h in halves]
-        combined = GroupSums.combine(parts)
-        np.testing.assert_array_equal(combined.n_cells, whole.n_cells)
-        name = "attribution" if score == "enrichment" else "set_medians"
-        np.testing.assert_allclose(combined.mean(name), whole.mean(name), rtol=1e-6)
-        np.testing.assert_allclose(combined.activity, whole.activity, rtol=1e-6, atol=1e-9)
+    options = StreamOptions(device="cpu", progress=False)
+    bins = expression_bins(gene_means(adata, "scdeconv", options), 10)
+    n_nodes, n_genes = 8, len(genes)
+
+    def reducers():
+        return [SetMedians(2, n_nodes, set_columns), AttributionProfile(2, n_nodes, n_genes),
+                CellActivity(adata.n_obs, 2, bins, set_columns)]  # fmt: skip
+
+    def run(cell_labels):
+        parts = reducers()
+        common = {"model_key": "scdeconv", "n_groups": 2, "method": params["method"], "options": options}
+        return parts, saliency_pass(adata, parts, labels=cell_labels, **common)
+
+    whole, n_whole = run(labels)
+    halves = np.array_split(np.random.default_rng(0).permutation(adata.n_obs), 2)
+    combined, n_combined = None, 0
+    for half in halves:  # each part sees only its half of the cells; the rest are labelled -1
+        part, n_part = run(np.where(np.isin(np.arange(adata.n_obs), half), labels, -1))
+        n_combined = n_combined + n_part
+        if combined is None:
+            combined = part
+        else:
+            for mine, theirs in zip(combined, part, strict=True):
+                mine.merge(theirs)
+    np.testing.assert_array_equal(n_combined, n_whole)
+    for mine, reference in zip(combined, whole, strict=True):
+        for name in mine.summed:
+            np.testing.assert_allclose(getattr(mine, name), getattr(reference, name), rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(combined[2].activity, whole[2].activity, rtol=1e-6, atol=1e-9)

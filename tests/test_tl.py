@@ -184,10 +184,11 @@ def test_median_group_diff_is_difference_of_group_impacts(trained_adata):
     )
     pd.testing.assert_frame_equal(result["diff"], result["impact_group1"] - result["impact_group2"])
     # node_set_tests: Welch's test of the per-cell set medians, as scipy computes it on the cells.
+    from conftest import stream
     from scipy.stats import ttest_ind
 
     from scdeconv._model_store import load_model
-    from scdeconv._module.saliency import iter_saliency
+    from scdeconv._module.reducers import SetMedians
     from scdeconv.tl._saliency_pass import model_counts
 
     module, genes = load_model(adata, "scdeconv")
@@ -197,8 +198,9 @@ def test_median_group_diff_is_difference_of_group_impacts(trained_adata):
     per_cell = {}
     for g in ("ery", "mono"):
         rows = np.flatnonzero(adata.obs["group"] == g)
-        chunks = iter_saliency(module, counts, columns, method="guided", rows=rows)
-        per_cell[g] = np.concatenate([c.set_scores for c in chunks])
+        medians = SetMedians(len(rows), module.n_latent, columns)  # each cell its own group
+        stream(module, counts[rows], [medians], labels=np.arange(len(rows)), method="guided")
+        per_cell[g] = medians.sums
     expected = ttest_ind(per_cell["ery"], per_cell["mono"], axis=0, equal_var=False)
     tests = result["node_set_tests"]
     live = ~adata.uns["scdeconv_impact"]["node_stats"]["dead"].to_numpy()

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent.parent  # benchmarks/
-TCELLS = Path(
-    os.environ.get("SCDECONV_TCELLS", HERE.parent.parent / "shared" / "data" / "real" / "wu2020_200_tcells.h5ad")
-)
 FDR = 0.05
 TOP = 20  # genes per component for discovery and the XOR metric (the paper's top 20)
 N_COMPONENTS = 20  # components of PCA, NMF and LinearSCVI

@@ -12,12 +12,10 @@ import pandas as pd
 from anndata import AnnData
 
 import scdeconv as sd
-from scdeconv.tl._node_genes import node_gene_scores
-from scdeconv.tl._saliency_pass import saliency_group_sums
 
 from .config import N_COMPONENTS, Config
 from .measure import PeakRSS
-from .outputs import Output, from_loadings, top_genes
+from .outputs import Output, from_loadings, node_gene_matrix, top_genes
 
 
 def run_ours(
@@ -58,21 +56,18 @@ def run_ours(
         result = adata.uns[f"{name}_impact"]
         dead = result["node_stats"]["dead"].to_numpy()
         if score == "enrichment":  # the ranking of sd.tl.node_genes
-            importance = node_gene_scores(adata, model_key=key, rank_by=rank_by, method=method, n_bins=10)
-        else:  # the plain ranking: mean |attribution| over cells
-            sums = saliency_group_sums(
-                adata,
-                model_key=key,
-                set_columns=[np.arange(adata.n_vars)],
-                labels=np.zeros(adata.n_obs, int),
-                n_groups=1,
-                method=method,
-                score="enrichment",
-                chunk_size=None,
-                device="auto",
-                progress=False,
-            )
-            importance = sums.mean("attribution")[0]
+            importance = node_gene_matrix(adata, model_key=key, rank_by=rank_by, method=method)
+        else:  # the plain ranking: mean |attribution| over cells, from the package's own saliency pass
+            from scdeconv._module.config import StreamOptions
+            from scdeconv._module.reducers import AttributionProfile
+            from scdeconv.tl._saliency_pass import saliency_pass
+
+            n_nodes = int(adata.uns[key]["params"]["n_latent"])
+            profile = AttributionProfile(1, n_nodes, len(adata.uns[key]["var_names"]))
+            labels = np.zeros(adata.n_obs, dtype=np.int64)
+            saliency_pass(adata, [profile], model_key=key, labels=labels, n_groups=1, method=method,
+                          options=StreamOptions(progress=False))  # fmt: skip
+            importance = profile.pooled()
     live = importance[~dead]
     history = adata.uns[key]["history"]
     return Output(

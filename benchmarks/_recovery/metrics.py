@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score
 
-from scdeconv.tl._group_diff import activity_tests
+from scdeconv.scoring import activity_tests
 
 from .config import FDR, TOP
 from .outputs import Output

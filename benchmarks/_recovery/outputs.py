@@ -9,8 +9,8 @@ import pandas as pd
 import scanpy as sc
 from anndata import AnnData
 
-from scdeconv.scoring import binned_zscores, set_enrichment
-from scdeconv.tl._gene_set_input import resolve_gene_sets
+from scdeconv.genesets import resolve_gene_sets
+from scdeconv.scoring import profile_enrichment
 
 from .config import TOP
 
@@ -46,7 +46,7 @@ def set_columns(genes: np.ndarray, species: str | None = None) -> dict[str, np.n
 
 def enrichment_scores(importance: np.ndarray, bins: np.ndarray, sets: dict[str, np.ndarray]) -> pd.DataFrame:
     """components x sets: the same Stouffer enrichment of expression-binned z-scores scdeconv uses."""
-    return pd.DataFrame(set_enrichment(binned_zscores(importance, bins), list(sets.values())), columns=list(sets))
+    return pd.DataFrame(profile_enrichment(importance, bins, list(sets.values())), columns=list(sets))
 
 
 def top_genes(importance: np.ndarray, genes: np.ndarray, n: int = TOP) -> list[set[str]]:
@@ -69,3 +69,16 @@ def from_loadings(name: str, scores: np.ndarray, loadings: np.ndarray, ctx: dict
         activity=activity,
         top_genes=top_genes(importance, ctx["genes"]),
     )
+
+
+def node_gene_matrix(adata: AnnData, *, model_key: str, rank_by: str, method: str = "grad_x_input") -> np.ndarray:
+    """Nodes x genes (model gene order): the score ``sd.tl.node_genes`` ranks by, for every gene."""
+    import scdeconv as sd
+
+    genes = pd.Index(np.asarray(adata.uns[model_key]["var_names"]).astype(str))
+    ranked = sd.tl.node_genes(adata, n_top=len(genes), rank_by=rank_by, method=method, model_key=model_key,
+                              progress=False, copy=True).uns["scdeconv_node_genes"]  # fmt: skip
+    matrix = np.empty((ranked["names"].shape[1], len(genes)))
+    for j, node in enumerate(ranked["names"].columns):
+        matrix[j, genes.get_indexer(ranked["names"][node].astype(str))] = ranked["scores"][node].to_numpy()
+    return matrix

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-import scanpy as sc
 from anndata import AnnData
 
 import scdeconv as sd
-from scdeconv.tl._group_diff import activity_tests
+from scdeconv.scoring import activity_tests
 
-from .config import FDR, TCELLS, Config
+from .config import FDR, Config
 from .methods import run_ours
 from .metrics import embedding_metrics
 from .simulation import prepare
@@ -35,7 +34,7 @@ PAUL15_GROUPS = (["7MEP", "8Mk"], ["9GMP", "10GMP", "16Neu", "17Neu"])
 def load_real(which: str) -> tuple[AnnData, np.ndarray, str | None]:
     """The data, a two-group label (1, 2, or 0 for cells in neither group) and the species."""
     if which.startswith("T cells"):
-        adata = sc.read_h5ad(TCELLS)
+        adata = sd.datasets.wu2020_tcells()  # bundled with the package
         cluster = adata.obs["cluster_orig"].astype(str)
         adata.obs["label"] = cluster
         group = np.where(cluster.str.startswith("8."), 1, np.where(cluster.str.startswith("4."), 2, 0))

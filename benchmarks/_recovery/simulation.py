@@ -11,13 +11,12 @@ from anndata import AnnData
 
 import scdeconv as sd
 from scdeconv.scoring import expression_bins
-from scdeconv.tl._node_genes import node_gene_scores
 
 from .config import LEVELS, Config
 from .measure import log
 from .methods import run_ours
 from .metrics import best_precision, embedding_metrics, group_metrics, recovery_metrics
-from .outputs import Output, enrichment_scores, lognorm, set_columns
+from .outputs import Output, enrichment_scores, lognorm, node_gene_matrix, set_columns
 
 
 def simulator_truth(adata: AnnData) -> dict:
@@ -138,7 +137,7 @@ def ablation(variant: str, adata: AnnData, ctx: dict, cfg: Config, seed: int, mo
         result = adata.uns["scdeconv_impact"]
         live = ~result["node_stats"]["dead"].to_numpy()
         start = time.perf_counter()
-        shift = node_gene_scores(adata, model_key="scdeconv", rank_by="expression")[live]
+        shift = node_gene_matrix(adata, model_key="scdeconv", rank_by="expression")[live]
         set_scores = enrichment_scores(shift, ctx["bins"], ctx["sets"]).max(axis=0)
         return replace(default, name=name, set_scores=set_scores, seconds=time.perf_counter() - start)
     if variant == "geneset panel":

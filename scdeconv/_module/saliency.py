@@ -1,25 +1,26 @@
-"""Per-cell attributions of representation nodes to input genes, batched and reduced on the fly.
+"""Per-cell attributions of representation nodes to input genes, streamed over cells into reducers.
 
 For this architecture (Linear + Softplus layers) the Jacobian of every node with respect to the
 input is a few matrix products, so all nodes of a batch of cells are attributed at once, exactly,
-without autograd. Nothing of size cells x nodes x genes is ever held: each batch is reduced to
-per-cell gene-set medians (and optional per-gene sums) before the next one is computed.
+without autograd. :func:`stream_attributions` is the one driver: it reads the cells batch by
+batch, computes what the batch's reducers (:mod:`scdeconv._module.reducers`) ask for, and hands
+them a :class:`CellBatch`; nothing of size cells x nodes x genes is held beyond one batch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from .._choices import Method, check_choice, choices
 from .autoencoder import Autoencoder
-from .training import batches, dense_rows
+from .config import StreamOptions
+from .training import batches, dense_rows, resolve_device
 
-Method = Literal["guided", "gradient", "grad_x_input", "integrated_gradients"]
-METHODS: tuple[str, ...] = ("guided", "gradient", "grad_x_input", "integrated_gradients")
+METHODS: tuple[str, ...] = choices(Method)
 
 # Methods whose set medians are computed set by set on the CPU (see set_medians_by_set).
 _BY_SET = ("guided", "gradient", "grad_x_input")
@@ -70,7 +71,7 @@ def set_medians_by_set(
 
     The same numbers as :func:`set_medians` of the full attribution, computed set by set: the last
     product is taken only over the set's genes, so its result is already contiguous (no gather
-    of cells x nodes x genes), and the median is a selection, not a sort. About 10x faster on CPU.
+    of cells x nodes x genes), and the median is a selection, not a sort.
     Only for ``"guided"``, ``"gradient"`` and ``"grad_x_input"`` with a hidden layer.
     """
     grad = first_layer_gradient(module, x, guided=method == "guided")
@@ -126,6 +127,7 @@ def attribution(
     gradient by the input; ``"integrated_gradients"`` averages gradients along the straight path
     from an all-zero input (midpoint rule, ``n_steps`` points) and multiplies by the input.
     """
+    check_choice("method", method, Method)
     if method == "guided":
         return jacobian(module, x, guided=True, columns=columns)
     if method == "gradient":
@@ -134,13 +136,11 @@ def attribution(
     # In place: no second cells x nodes x genes buffer (allocating one costs as much as the product).
     if method == "grad_x_input":
         return jacobian(module, x, guided=False, columns=columns).mul_(x_cols.unsqueeze(1))
-    if method == "integrated_gradients":
-        total = None
-        for alpha in (np.arange(n_steps) + 0.5) / n_steps:
-            step = jacobian(module, x * float(alpha), guided=False, columns=columns)
-            total = step if total is None else total.add_(step)
-        return total.mul_(x_cols.unsqueeze(1) / n_steps)
-    raise ValueError(f"method must be one of {METHODS}, not {method!r}.")
+    total = None  # integrated gradients
+    for alpha in (np.arange(n_steps) + 0.5) / n_steps:
+        step = jacobian(module, x * float(alpha), guided=False, columns=columns)
+        total = step if total is None else total.add_(step)
+    return total.mul_(x_cols.unsqueeze(1) / n_steps)
 
 
 def set_medians(values: torch.Tensor, set_columns: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -187,22 +187,6 @@ def cell_gene_zscores(values: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
     return standardised
 
 
-def cell_set_enrichment(values: torch.Tensor, bins: torch.Tensor, set_matrix: torch.Tensor) -> torch.Tensor:
-    """Per cell and node, the set enrichment of |attribution|: (cells, nodes, genes) -> (cells, nodes, sets).
-
-    The values standardised by :func:`cell_gene_zscores`, summed over each set and divided by
-    ``sqrt(|S|)`` (Stouffer).
-
-    Parameters
-    ----------
-    bins
-        Expression bin (``0 .. n_bins-1``) of every gene, long tensor.
-    set_matrix
-        Genes x sets, ``1 / sqrt(|S|)`` where the gene is in the set, else 0.
-    """
-    return cell_gene_zscores(values, bins) @ set_matrix
-
-
 def set_membership(set_columns: Sequence[np.ndarray], n_genes: int) -> np.ndarray:
     """Genes x sets matrix with ``1 / sqrt(|S|)`` for members (the Stouffer weights)."""
     matrix = np.zeros((n_genes, len(set_columns)))
@@ -211,112 +195,106 @@ def set_membership(set_columns: Sequence[np.ndarray], n_genes: int) -> np.ndarra
     return matrix
 
 
-@dataclass
-class SaliencyChunk:
-    """The reduced saliency of one batch of cells."""
-
-    rows: np.ndarray  # row indices of the cells
-    set_scores: np.ndarray | None  # (cells, nodes, sets): per-cell median |attribution| over each set
-    gene_sums: np.ndarray | None  # (nodes, genes): sum over the batch's cells of |attribution|
-    cell_totals: np.ndarray | None  # (cells, genes): sum over nodes of |attribution|
-    node_set_scores: np.ndarray | None = None  # (cells, nodes, sets): per-cell set enrichment of each node
-    node_gene_zsums: np.ndarray | None = None  # (nodes, genes): sum over the batch's cells of the gene z-scores
-    weighted_gene_sums: np.ndarray | None = None  # (nodes, genes): sum over cells of weight x |attribution|
-
-
 def default_chunk_size(n_nodes: int, n_genes: int) -> int:
     """Cells per batch so that one attribution block stays near 64 MB."""
     return int(max(1, min(4096, _BLOCK_ELEMENTS // max(1, n_nodes * n_genes))))
 
 
+@dataclass
+class CellBatch:
+    """One batch of cells as reducers see it: the input, group labels, and attributions computed on demand."""
+
+    module: Autoencoder
+    method: str
+    x: torch.Tensor  # prepared encoder input, cells x genes
+    labels: np.ndarray  # group of each cell, 0 .. n_groups-1
+    positions: np.ndarray  # each cell's row in the streamed matrix (for per-cell results)
+    _magnitude: torch.Tensor | None = field(default=None, repr=False)
+
+    @property
+    def magnitude(self) -> torch.Tensor:
+        """|attribution| of every node to every gene, (cells, nodes, genes); computed once per batch."""
+        if self._magnitude is None:
+            self._magnitude = attribution(self.module, self.x, method=self.method).abs_()
+        return self._magnitude
+
+    @property
+    def has_magnitude(self) -> bool:
+        return self._magnitude is not None
+
+    def groups(self) -> Iterator[tuple[int, slice | np.ndarray]]:
+        """``(group, rows)`` for each group present in the batch; ``rows`` is a slice when there is only one."""
+        present = np.unique(self.labels)
+        if len(present) == 1:
+            yield int(present[0]), slice(None)
+            return
+        for group in present:
+            yield int(group), np.flatnonzero(self.labels == group)
+
+    def set_medians(self, set_columns: Sequence[np.ndarray]) -> np.ndarray:
+        """Per-cell median |attribution| over each set's genes, (cells, nodes, sets) float64."""
+        device = self.x.device
+        if self.has_magnitude:
+            cols = [torch.as_tensor(c, dtype=torch.long, device=device) for c in set_columns]
+            return set_medians(self._magnitude, cols).cpu().numpy().astype(np.float64)
+        if device.type == "cpu" and self.method in _BY_SET and len(self.module.encoder) > 1:
+            cols = [torch.as_tensor(c, dtype=torch.long) for c in set_columns]
+            return set_medians_by_set(self.module, self.x, cols, method=self.method)
+        # Attribute only the genes that belong to some set: the largest product shrinks accordingly.
+        union = np.unique(np.concatenate(list(set_columns)))
+        local = [torch.as_tensor(np.searchsorted(union, c), dtype=torch.long, device=device) for c in set_columns]
+        part = attribution(self.module, self.x, method=self.method, columns=torch.as_tensor(union, device=device))
+        return set_medians(part.abs_(), local).cpu().numpy().astype(np.float64)
+
+
 @torch.no_grad()
-def iter_saliency(
+def stream_attributions(
     module: Autoencoder,
     counts,
-    set_columns: Sequence[np.ndarray],
+    reducers: Sequence,
     *,
-    rows: np.ndarray | None = None,
-    method: Method = "guided",
-    set_scores: bool = True,
-    gene_sums: bool = False,
-    cell_totals: bool = False,
-    node_set_bins: np.ndarray | None = None,
-    node_weights: np.ndarray | None = None,
-    chunk_size: int | None = None,
-    n_steps: int = 16,
-    device: torch.device | str = "cpu",
-) -> Iterator[SaliencyChunk]:
-    """Stream per-cell gene-set medians of |attribution| over batches of cells.
+    labels: np.ndarray,
+    method: str = "grad_x_input",
+    options: StreamOptions | None = None,
+) -> None:
+    """Feed the attributions of every labelled cell to ``reducers``, batch by batch.
 
     Parameters
     ----------
     counts
-        Cells x genes raw counts (scipy sparse or numpy), columns in the model's gene order.
-    set_columns
-        For each gene set, the column indices of its genes in ``counts``.
-    rows
-        Cells to attribute (default: all).
-    set_scores
-        Return per-cell medians of |attribution| over each set's genes (the paper's statistic).
-    gene_sums
-        Return per-batch sums over cells of |attribution| for every node and gene.
-    cell_totals
-        Return, for every cell and gene, the sum over nodes of |attribution| (per-cell activity).
-    node_set_bins
-        Expression bin of every gene: when given, also return per cell, node and set the set
-        enrichment of |attribution| (:func:`cell_set_enrichment`), and per node and gene the
-        batch's sum of the standardised values (:func:`cell_gene_zscores`).
-    node_weights
-        Cells x nodes weights, rows aligned with ``counts``: when given, also return per node and
-        gene the batch's weighted sum of |attribution| (each node with its own cell weights).
+        Cells x genes raw counts (scipy sparse, numpy, or an on-disk reader with ``windows``),
+        columns in the model's gene order.
+    reducers
+        Objects with ``update(batch)`` (a :class:`CellBatch`), ``needs_magnitude`` (whether they
+        read the full attribution) and ``block_width(n_genes)`` (genes their attributions span).
+    labels
+        Group of every row of ``counts`` in ``0 .. n_groups-1``; rows labelled ``-1`` are skipped.
+    method
+        Attribution method (see :func:`attribution`).
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, not {method!r}.")
-    device = torch.device(device)
+    check_choice("method", method, Method)
+    options = options or StreamOptions()
+    device = resolve_device(options.device)
     module.to(device).eval()
-    n_genes = counts.shape[1]
-    per_cell_sets = node_set_bins is not None
-    if per_cell_sets:
-        bins_t = torch.as_tensor(np.asarray(node_set_bins), dtype=torch.long, device=device)
-        members = torch.as_tensor(set_membership(set_columns, n_genes), dtype=torch.float32, device=device)
-    if gene_sums or cell_totals or per_cell_sets or node_weights is not None:
-        columns, local = None, [torch.as_tensor(c, dtype=torch.long, device=device) for c in set_columns]
-        width = n_genes
-    else:
-        # Attribute only the genes that belong to some set: the largest product shrinks accordingly.
-        union = np.unique(np.concatenate(list(set_columns)))
-        columns = torch.as_tensor(union, dtype=torch.long, device=device)
-        local = [torch.as_tensor(np.searchsorted(union, c), dtype=torch.long, device=device) for c in set_columns]
-        width = len(union)
-    global_sets = [torch.as_tensor(np.asarray(c), dtype=torch.long, device=device) for c in set_columns]
-    rows = np.arange(counts.shape[0]) if rows is None else np.asarray(rows)
-    size = chunk_size or default_chunk_size(module.n_latent, width)
-    for batch in batches(len(rows), size):
-        idx = rows[batch]
-        dtype = next(module.parameters()).dtype  # float64 for a reference run
-        x = module.prepare_input(dense_rows(counts, idx, device).to(dtype))
-        by_set = set_scores and device.type == "cpu" and method in _BY_SET and len(module.encoder) > 1
-        if by_set:
-            medians = set_medians_by_set(module, x, global_sets, method=method)
-            if not (gene_sums or cell_totals or per_cell_sets):
-                yield SaliencyChunk(rows=idx, set_scores=medians, gene_sums=None, cell_totals=None)
-                continue
-        magnitude = attribution(module, x, method=method, columns=columns, n_steps=n_steps).abs_()
-        gene_z = cell_gene_zscores(magnitude, bins_t) if per_cell_sets else None
-        yield SaliencyChunk(
-            rows=idx,
-            set_scores=(medians if by_set else set_medians(magnitude, local).cpu().numpy()) if set_scores else None,
-            gene_sums=magnitude.sum(dim=0).cpu().numpy() if gene_sums else None,
-            cell_totals=magnitude.sum(dim=1).cpu().numpy() if cell_totals else None,
-            node_set_scores=(gene_z @ members.to(gene_z.dtype)).cpu().numpy() if per_cell_sets else None,
-            node_gene_zsums=gene_z.sum(dim=0).cpu().numpy() if per_cell_sets else None,
-            weighted_gene_sums=(
-                torch.einsum(
-                    "cn,cng->ng", torch.as_tensor(node_weights[idx], dtype=magnitude.dtype, device=device), magnitude
-                )
-                .cpu()
-                .numpy()
-                if node_weights is not None
-                else None
-            ),
-        )
+    labels = np.asarray(labels)
+    rows = np.flatnonzero(labels >= 0)
+    full = any(r.needs_magnitude for r in reducers)
+    width = max(r.block_width(counts.shape[1]) for r in reducers)
+    size = options.batch_size or default_chunk_size(module.n_latent, width)
+    dtype = next(module.parameters()).dtype  # float64 for a reference run
+    # In memory: one window holding every cell. On disk: contiguous windows of chunk_size cells.
+    windows = counts.windows(rows) if hasattr(counts, "windows") else [(rows, None)]
+    from tqdm import tqdm
+
+    with tqdm(total=len(rows), desc="saliency", unit="cell", disable=not options.progress) as bar:
+        for window, block in windows:
+            for index in batches(len(window), size):
+                positions = window[index]
+                source, local = (counts, positions) if block is None else (block, index)
+                x = module.prepare_input(dense_rows(source, local, device).to(dtype))
+                batch = CellBatch(module, method, x, labels[positions], positions)
+                if full:
+                    batch.magnitude  # noqa: B018 -- computed once, before the reducers share it
+                for reducer in reducers:
+                    reducer.update(batch)
+                bar.update(len(positions))

@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 import torch
@@ -18,8 +17,7 @@ from tqdm import tqdm
 
 from .adamw import adamw
 from .autoencoder import Autoencoder, count_constant
-
-Optimizer = Literal["adam", "sgd"]
+from .config import FitConfig
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -95,18 +93,9 @@ def fit(
     *,
     train_rows: np.ndarray,
     val_rows: np.ndarray,
-    batch_size: int = 128,
-    max_epochs: int = 200,
-    lr: float = 1e-3,
-    weight_decay: float = 0.0,
-    optimizer: Optimizer = "adam",
-    ortho_penalty: float = 0.05,
-    patience: int = 10,
-    min_delta: float = 1e-4,
-    seed: int = 0,
+    config: FitConfig | None = None,
     device: torch.device | str = "cpu",
     progress: bool = True,
-    chunk_size: int | None = None,
     val_counts=None,
     distributed: bool = False,
 ) -> TrainingResult:
@@ -119,13 +108,11 @@ def fit(
         ``counts[rows]`` returns sparse or numpy rows (an on-disk reader).
     train_rows, val_rows
         Row indices (sorted) of the training and validation cells.
-    optimizer
-        ``"adam"`` (default) or ``"sgd"`` (Nesterov, momentum 0.9: the original recipe).
-    patience
-        Epochs without a relative improvement of ``min_delta`` in validation loss before stopping.
-    chunk_size
-        ``None``: shuffle all training cells each epoch. Otherwise shuffle at chunk level (see
-        :func:`epoch_batches`), so that each epoch reads ``counts`` in contiguous windows.
+    config
+        Optimiser, penalty, early stopping and batch order (default :class:`FitConfig`). With
+        ``shuffle="chunks"`` each epoch reads ``counts`` in contiguous windows (see
+        :func:`epoch_batches`); early stopping waits ``patience`` epochs for a relative
+        improvement of ``min_delta`` in validation loss.
     val_counts
         The validation cells' counts already in memory (rows in the order of ``val_rows``); by
         default they are read from ``counts`` at every evaluation.
@@ -135,11 +122,12 @@ def fit(
         computes the gradient on its own contiguous share of each; the ranks' losses are weighted
         by their share, so the averaged gradient is the single-process gradient of the whole batch.
     """
+    config = config or FitConfig()
+    batch_size, ortho_penalty = config.batch_size, config.ortho_penalty
+    chunk_size = config.chunk_size if config.shuffle == "chunks" else None
     device = resolve_device(device)
     module.to(device)
-    rng = np.random.default_rng(seed)
-    if optimizer not in ("adam", "sgd"):
-        raise ValueError(f"optimizer must be 'adam' or 'sgd', not {optimizer!r}.")
+    rng = np.random.default_rng(config.seed)
     model, rank, world = module, 0, 1
     if distributed:
         import torch.distributed as dist
@@ -151,10 +139,12 @@ def fit(
         if device.type == "cuda":
             ids = [device.index if device.index is not None else torch.cuda.current_device()]
         model = torch.nn.parallel.DistributedDataParallel(module, device_ids=ids)
-    if optimizer == "adam":
-        opt = adamw(list(module.parameters()), lr, weight_decay)
-    else:
-        opt = torch.optim.SGD(module.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
+    if config.optimizer == "adam":
+        opt = adamw(list(module.parameters()), config.lr, config.weight_decay)
+    else:  # the original recipe
+        opt = torch.optim.SGD(
+            module.parameters(), lr=config.lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay
+        )
     if val_counts is None:
         val_counts, val_index = counts, val_rows
     else:
@@ -165,8 +155,8 @@ def fit(
     # added back to the reported loss instead of being evaluated at every step.
     count_likelihood = module.likelihood != "mse"
     constant_total: float | None = None
-    bar = tqdm(range(max_epochs), desc="training", unit="epoch", disable=not progress or rank > 0)
-    for epoch in bar:
+    bar = tqdm(total=config.max_epochs, desc="training", unit="epoch", disable=not progress or rank > 0)
+    for epoch in range(config.max_epochs):
         module.train()
         total = torch.zeros(2, dtype=torch.float64)
         first_pass = constant_total is None
@@ -194,18 +184,21 @@ def fit(
         result.epoch.append(epoch)
         result.train_loss.append(train_loss)
         result.val_loss.append(val_loss)
-        bar.set_postfix(train=f"{train_loss:.4f}", val=f"{val_loss:.4f}")
+        bar.set_postfix(train=f"{train_loss:.4f}", val=f"{val_loss:.4f}", refresh=False)
+        bar.update(1)
         if not np.isfinite(train_loss):
             raise FloatingPointError(
                 f"Training diverged at epoch {epoch} (loss {train_loss}). Lower lr, or check the input counts."
             )
-        if not np.isfinite(best) or val_loss < best - min_delta * abs(best):
+        if not np.isfinite(best) or val_loss < best - config.min_delta * abs(best):
             best, best_state, waited = val_loss, copy.deepcopy(module.state_dict()), 0
             result.best_epoch = epoch
         else:
             waited += 1
-            if waited >= patience:
+            if waited >= config.patience:
                 result.stopped_early = True
+                bar.total = epoch + 1  # the bar ends where training did, not at max_epochs
+                bar.refresh()
                 break
     bar.close()
     module.load_state_dict(best_state)

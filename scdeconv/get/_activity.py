@@ -3,6 +3,7 @@ from __future__ import annotations
 from anndata import AnnData
 
 from .._keys import ACTIVITY_KEY
+from .._results import stored_obsm
 
 
 def activity(adata: AnnData, key: str = ACTIVITY_KEY) -> AnnData:
@@ -16,9 +17,7 @@ def activity(adata: AnnData, key: str = ACTIVITY_KEY) -> AnnData:
     -------
     A new AnnData; ``var_names`` are the gene-set names.
     """
-    if key not in adata.obsm:
-        raise KeyError(f"Did not find adata.obsm[{key!r}]. Run `sd.tl.module_impact(adata)` first.")
-    table = adata.obsm[key]
+    table = stored_obsm(adata, key, "activity")
     act = AnnData(X=table.to_numpy().copy(), obs=adata.obs.copy())
     act.var_names = list(table.columns)
     for name, value in adata.obsm.items():

@@ -1,13 +1,13 @@
 from __future__ import annotations
 
-from typing import Literal
-
 import pandas as pd
 from anndata import AnnData
 
+from .._choices import DiffLevel, check_choice
+from .._defaults import PANEL_E_THRESHOLD
 from .._keys import GROUP_DIFF_KEY
+from .._results import stored_result
 from ..scoring import minmax_per_set
-from ..tl._group_diff import PANEL_E_THRESHOLD, stored_impact
 
 
 def group_diff_df(
@@ -15,7 +15,7 @@ def group_diff_df(
     key: str = GROUP_DIFF_KEY,
     threshold: float = PANEL_E_THRESHOLD,
     *,
-    level: Literal["node", "set"] = "node",
+    level: DiffLevel = "node",
 ) -> pd.DataFrame:
     """The result of :func:`scdeconv.tl.group_diff` as a tidy long DataFrame.
 
@@ -42,11 +42,8 @@ def group_diff_df(
     ``pvalue_competitive``, ``pvalue`` (the larger of the two tests'), ``fdr``, plus ``group1`` and
     ``group2`` (labels from ``params``); sorted by FDR.
     """
-    if key not in adata.uns:
-        raise KeyError(f"Did not find adata.uns[{key!r}]. Run `sd.tl.group_diff(adata, ...)` first.")
-    if level not in ("node", "set"):
-        raise ValueError(f"level must be 'node' or 'set', not {level!r}.")
-    result = adata.uns[key]
+    check_choice("level", level, DiffLevel)
+    result = stored_result(adata, key, "group_diff")
     if level == "set":
         table = result["set_tests"].copy()
         table.index.name = "gene_set"
@@ -54,7 +51,7 @@ def group_diff_df(
         table["group1"] = result["params"]["group1"]
         table["group2"] = result["params"]["group2"]
         return table
-    stored = stored_impact(adata, result["params"]["impact_key"])
+    stored = stored_result(adata, result["params"]["impact_key"], "impact")
     live = ~stored["node_stats"]["dead"].to_numpy()
     scaled = minmax_per_set(stored["impact"]).loc[live]
     table = pd.DataFrame(

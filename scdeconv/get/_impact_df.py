@@ -4,8 +4,8 @@ import pandas as pd
 from anndata import AnnData
 
 from .._keys import IMPACT_KEY
+from .._results import stored_result
 from ..scoring import minmax_per_set
-from ..tl._group_diff import stored_impact
 
 
 def impact_df(adata: AnnData, key: str = IMPACT_KEY, *, drop_dead: bool = True) -> pd.DataFrame:
@@ -31,7 +31,7 @@ def impact_df(adata: AnnData, key: str = IMPACT_KEY, *, drop_dead: bool = True) 
     run, ``null_z``, ``pvalue``, ``pvalue_empirical`` and ``fdr``; sorted by ``scaled`` then
     ``impact``, largest first.
     """
-    stored = stored_impact(adata, key)
+    stored = stored_result(adata, key, "impact")
     impact = stored["impact"]
     live = ~stored["node_stats"]["dead"].to_numpy() if drop_dead else slice(None)
     impact = impact.loc[live]

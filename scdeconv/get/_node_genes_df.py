@@ -6,12 +6,13 @@ import pandas as pd
 from anndata import AnnData
 
 from .._keys import NODE_GENES_KEY
+from .._results import stored_result
 
 
 def node_genes_df(
     adata: AnnData, key: str = NODE_GENES_KEY, *, nodes: str | Sequence[str] | None = None
 ) -> pd.DataFrame:
-    """Saliency-ranked genes per node (:func:`scdeconv.tl.node_genes`) as a tidy long DataFrame.
+    """The ranked genes of each node (:func:`scdeconv.tl.node_genes`) as a tidy long DataFrame.
 
     The counterpart of ``sc.get.rank_genes_groups_df``.
 
@@ -26,12 +27,12 @@ def node_genes_df(
 
     Returns
     -------
-    Columns ``node``, ``rank`` (1 = the gene that drives the node most), ``gene`` and ``score``
-    (the gene's expression-matched attribution z-score); ordered by node, then rank.
+    Columns ``node``, ``rank`` (1 = the node's top gene), ``gene`` and ``score`` (what
+    :func:`scdeconv.tl.node_genes` ranked by, recorded in its ``params["rank_by"]``: by default
+    the gene's expression shift in the node's active cells, in SDs; or an attribution z-score);
+    ordered by node, then rank.
     """
-    if key not in adata.uns:
-        raise KeyError(f"Did not find adata.uns[{key!r}]. Run `sd.tl.node_genes(adata)` first.")
-    result = adata.uns[key]
+    result = stored_result(adata, key, "node_genes")
     names, scores = result["names"], result["scores"]
     if nodes is not None:
         nodes = [nodes] if isinstance(nodes, str) else list(nodes)

@@ -16,6 +16,7 @@ from scipy import sparse
 from .._docs import inject_docs
 from .._keys import LATENT_KEY, model_key_for
 from .._logging import logger
+from .._results import stored_obsm
 from .._utils import get_matrix
 from ._utils import savefig_or_show
 
@@ -177,8 +178,7 @@ def embedding_comparison(
     """
     import scanpy as sc
 
-    if key not in adata.obsm:
-        raise KeyError(f"Did not find adata.obsm[{key!r}]. Run `sd.tl.train_autoencoder(adata)` first.")
+    stored_obsm(adata, key, "representation")
     if basis_rep is None:
         basis_rep = f"X_umap_{key.removeprefix('X_')}"
     colors: list[str | None] = [color] if color is None or isinstance(color, str) else list(color)

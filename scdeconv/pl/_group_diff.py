@@ -12,11 +12,13 @@ from anndata import AnnData
 from matplotlib.axes import Axes
 from matplotlib.colors import Colormap, ListedColormap
 
+from .._defaults import PANEL_D_THRESHOLD, PANEL_E_THRESHOLD
 from .._docs import inject_docs
 from .._keys import GROUP_DIFF_KEY, IMPACT_KEY
+from .._results import stored_result
 from ..scoring import scaled_difference
 from ._impact_heatmap import default_figsize, draw_table, heatmap_table, mark_significant
-from ._utils import get_result, savefig_or_show
+from ._utils import savefig_or_show
 
 __all__ = ["group_diff"]
 
@@ -38,8 +40,8 @@ def group_diff(
     *,
     key: str = GROUP_DIFF_KEY,
     impact_key: str | None = None,
-    threshold: float = 0.85,
-    heatmap_threshold: float = 0.7,
+    threshold: float = PANEL_E_THRESHOLD,
+    heatmap_threshold: float = PANEL_D_THRESHOLD,
     fdr: float | None = None,
     drop_dead: bool = True,
     cluster: bool = True,
@@ -116,7 +118,7 @@ def group_diff(
     >>> sd.tl.group_diff(adata, "cell_type", "MEP", "GMP")  # doctest: +SKIP
     >>> sd.pl.group_diff(adata)  # doctest: +SKIP
     """
-    result = get_result(adata, key, "sd.tl.group_diff(adata, groupby, group1)")
+    result = stored_result(adata, key, "group_diff")
     params = dict(result.get("params", {}))
     if "scaled_diff" in result:
         scaled_diff = pd.DataFrame(result["scaled_diff"]).astype(float)

@@ -14,8 +14,9 @@ from matplotlib.colors import Colormap, TwoSlopeNorm
 
 from .._docs import inject_docs
 from .._keys import IMPACT_KEY
+from .._results import stored_result
 from ._impact_heatmap import _select_sets, set_labels
-from ._utils import get_result, savefig_or_show
+from ._utils import savefig_or_show
 
 __all__ = ["impact_dotplot"]
 
@@ -139,7 +140,7 @@ def impact_dotplot(
     >>> sd.tl.module_impact(adata)  # doctest: +SKIP
     >>> sd.pl.impact_dotplot(adata, fdr=0.05)  # doctest: +SKIP
     """
-    result = get_result(adata, key, "sd.tl.module_impact(adata)")
+    result = stored_result(adata, key, "impact")
     fdr_table, colour = dotplot_tables(
         result, fdr=fdr, gene_sets=gene_sets, nodes=nodes, max_sets=max_sets, max_nodes=max_nodes, color=color
     )

@@ -13,10 +13,12 @@ from matplotlib.axes import Axes
 from matplotlib.colors import Colormap
 from scipy.cluster.hierarchy import leaves_list, linkage
 
+from .._defaults import PANEL_D_THRESHOLD
 from .._docs import inject_docs
 from .._keys import IMPACT_KEY
+from .._results import stored_result
 from ..scoring import minmax_per_set, visible_nodes
-from ._utils import get_result, savefig_or_show
+from ._utils import savefig_or_show
 
 __all__ = ["impact_heatmap"]
 
@@ -52,7 +54,7 @@ def heatmap_table(
     adata: AnnData,
     *,
     key: str = IMPACT_KEY,
-    threshold: float = 0.7,
+    threshold: float = PANEL_D_THRESHOLD,
     drop_dead: bool = True,
     cluster: bool = True,
     gene_sets: Sequence[str] | str | None = None,
@@ -73,7 +75,7 @@ def heatmap_table(
     ValueError
         If no node is left to show.
     """
-    result = get_result(adata, key, "sd.tl.module_impact(adata)")
+    result = stored_result(adata, key, "impact")
     if values not in result:
         raise KeyError(f"Did not find {values!r} in adata.uns[{key!r}]; it holds {list(result)}.")
     impact = pd.DataFrame(result[values]).astype(float)
@@ -131,7 +133,7 @@ def impact_heatmap(
     adata: AnnData,
     *,
     key: str = IMPACT_KEY,
-    threshold: float = 0.7,
+    threshold: float = PANEL_D_THRESHOLD,
     drop_dead: bool = True,
     cluster: bool = True,
     gene_sets: Sequence[str] | str | None = None,
@@ -210,7 +212,7 @@ def impact_heatmap(
         _, ax = plt.subplots(figsize=figsize or default_figsize(table, strip_prefix), layout="constrained")
     significant = None
     if fdr is not None:
-        result = get_result(adata, key, "sd.tl.module_impact(adata)")
+        result = stored_result(adata, key, "impact")
         if "fdr" not in result:
             raise KeyError(
                 f"adata.uns[{key!r}] has no 'fdr': run `sd.tl.module_impact(adata, score='enrichment')` "

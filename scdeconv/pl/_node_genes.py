@@ -12,8 +12,9 @@ from matplotlib.axes import Axes
 
 from .._docs import inject_docs
 from .._keys import NODE_GENES_KEY
+from .._results import stored_result
 from ..get._node_genes_df import node_genes_df
-from ._utils import get_result, savefig_or_show
+from ._utils import savefig_or_show
 
 __all__ = ["node_genes"]
 
@@ -82,7 +83,7 @@ def node_genes(
     >>> sd.tl.node_genes(adata, n_top=20)  # doctest: +SKIP
     >>> sd.pl.node_genes(adata, nodes=["node_3", "node_7"])  # doctest: +SKIP
     """
-    result = get_result(adata, key, "sd.tl.node_genes(adata)")
+    result = stored_result(adata, key, "node_genes")
     rank_by = result.get("params", {}).get("rank_by", "mean")
     if n_genes < 1:
         raise ValueError(f"n_genes must be at least 1, not {n_genes}.")

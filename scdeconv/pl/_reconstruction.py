@@ -11,7 +11,8 @@ from matplotlib.axes import Axes
 
 from .._docs import inject_docs
 from .._keys import MODEL_KEY
-from ._utils import get_result, savefig_or_show
+from .._results import stored_result
+from ._utils import savefig_or_show
 
 __all__ = ["reconstruction"]
 
@@ -54,7 +55,7 @@ def reconstruction(
     -------
     The Axes, with one labelled step histogram per quantity.
     """
-    model = get_result(adata, key, "sd.tl.train_autoencoder(adata)")
+    model = stored_result(adata, key, "model")
     if "reconstruction" not in model:
         raise KeyError(f"adata.uns[{key!r}] has no 'reconstruction'. Run `sd.tl.train_autoencoder(adata)` again.")
     quality = model["reconstruction"]

@@ -11,7 +11,8 @@ from matplotlib.axes import Axes
 
 from .._docs import inject_docs
 from .._keys import MODEL_KEY
-from ._utils import get_result, savefig_or_show
+from .._results import stored_result
+from ._utils import savefig_or_show
 
 __all__ = ["training_history"]
 
@@ -37,8 +38,8 @@ def training_history(
     key
         Key of the model in ``adata.uns``.
     log
-        Logarithmic y axis (only sensible for positive losses; Poisson and negative binomial
-        losses with constant terms dropped can be negative).
+        Logarithmic y axis. The recorded losses are full negative log-likelihoods (``log(x!)``
+        included) or squared errors, so they are never negative.
     figsize
         Figure size when a new figure is made.
     title
@@ -61,7 +62,7 @@ def training_history(
     >>> import scdeconv as sd
     >>> sd.pl.training_history(adata, log=True)  # doctest: +SKIP
     """
-    model = get_result(adata, key, "sd.tl.train_autoencoder(adata)")
+    model = stored_result(adata, key, "model")
     if "history" not in model:
         raise KeyError(f"Did not find adata.uns[{key!r}]['history']. Run `sd.tl.train_autoencoder(adata)` first.")
     history = pd.DataFrame(model["history"])

@@ -3,34 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import matplotlib.pyplot as plt
-from anndata import AnnData
 from matplotlib.figure import Figure
 
 from .._logging import logger
 
-__all__ = ["get_result", "savefig_or_show"]
-
-
-def get_result(adata: AnnData, key: str, run: str) -> Mapping[str, Any]:
-    """Return ``adata.uns[key]``, or raise a KeyError that names the call to run first.
-
-    Parameters
-    ----------
-    adata
-        The annotated data matrix.
-    key
-        Key in ``adata.uns``.
-    run
-        The call that writes it, e.g. ``"sd.tl.module_impact(adata)"``.
-    """
-    if key not in adata.uns:
-        raise KeyError(f"Did not find adata.uns[{key!r}]. Run `{run}` first.")
-    return adata.uns[key]
+__all__ = ["savefig_or_show"]
 
 
 def _save_path(save: bool | str | os.PathLike, name: str) -> Path:

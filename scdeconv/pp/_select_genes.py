@@ -1,23 +1,15 @@
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 from anndata import AnnData
 
+from .._choices import GeneMode, check_choice
+from .._keys import SELECTED_KEY
 from .._logging import logger
+from .._results import claim_uns_key, result_kind
 from .._rows import is_on_disk, row_blocks
-from .._utils import (
-    check_counts,
-    check_not_backed_copy,
-    check_var_names,
-    claim_uns_key,
-    count_matrix,
-    get_matrix,
-    result_kind,
-)
-from ..tl._gene_set_input import describe_gene_sets, resolve_gene_sets
-from ..tl._train_autoencoder import SELECTED_KEY
+from .._utils import check_counts, check_not_backed_copy, check_var_names, count_matrix, get_matrix
+from ..genesets import describe_gene_sets, resolve_gene_sets
 
 
 def _max_per_gene(matrix) -> np.ndarray:
@@ -43,12 +35,27 @@ def _highly_variable(adata: AnnData, matrix, keep: np.ndarray, n_top_genes: int)
     return hvg
 
 
+def _subset_genes_in_place(adata: AnnData, keep: np.ndarray) -> None:
+    """Keep only the genes ``keep`` in ``adata`` itself, as ``sc.pp.filter_genes(inplace=True)`` does.
+
+    anndata has no public in-place subset; scanpy's own filters call this method, and where it is
+    missing the error says how to subset instead.
+    """
+    subset = getattr(adata, "_inplace_subset_var", None)
+    if subset is None:
+        raise RuntimeError(
+            "This anndata version cannot subset genes in place. Call select_genes with subset=False, then "
+            "`adata = adata[:, adata.var['scdeconv_selected']].copy()`."
+        )
+    subset(keep)
+
+
 def select_genes(
     adata: AnnData,
     *,
     gene_sets="hallmark",
     min_count: int = 3,
-    mode: Literal["geneset", "hvg", "all"] = "geneset",
+    mode: GeneMode = "geneset",
     layer: str | None = None,
     species: str | None = None,
     n_top_genes: int = 2000,
@@ -95,8 +102,7 @@ def select_genes(
     (or subsets the genes when ``subset=True``) and ``adata.uns['scdeconv_selected' | key_added]``
     with ``params`` and ``n_genes``.
     """
-    if mode not in ("geneset", "hvg", "all"):
-        raise ValueError(f"mode must be 'geneset', 'hvg' or 'all', not {mode!r}.")
+    check_choice("mode", mode, GeneMode)
     check_not_backed_copy(adata, copy)
     if mode == "hvg" and is_on_disk(get_matrix(adata, layer)):
         raise ValueError("mode='hvg' needs the counts in memory. Use mode='geneset' or 'all' on a backed AnnData.")
@@ -136,7 +142,7 @@ def select_genes(
         "n_top_genes": int(n_top_genes),
     }
     if subset:
-        adata._inplace_subset_var(selected)
+        _subset_genes_in_place(adata, selected)
         adata.var[key_added] = True
     else:
         adata.var[key_added] = selected

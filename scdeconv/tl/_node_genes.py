@@ -1,85 +1,59 @@
+"""``sd.tl.node_genes``: each node's module as ranked genes, like ``sc.tl.rank_genes_groups``."""
+
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from .._choices import AttributionRanking, Method, RankBy, check_choice
+from .._defaults import N_BINS
 from .._docs import inject_docs
 from .._keys import MODEL_KEY, NODE_GENES_KEY, node_names
 from .._logging import logger
 from .._model_store import load_model, stored_model
+from .._module.config import StreamOptions
+from .._results import claim_uns_key
 from .._rows import DEFAULT_CHUNK_SIZE, ChunkedRows
-from .._utils import check_not_backed_copy, claim_uns_key
+from .._utils import check_not_backed_copy
 from ..scoring import active_cells, active_expression_shift, binned_zscores, expression_bins, log_ratio
-from ._module_impact import stored_latent
-from ._saliency_pass import model_counts, saliency_group_sums
-
-ATTRIBUTION_RANKINGS: tuple[str, ...] = ("contrast", "active", "mean")
-RANKINGS: tuple[str, ...] = ("expression", *ATTRIBUTION_RANKINGS)
+from ._saliency_pass import gene_means, model_counts, saliency_pass, stored_latent
 
 
 def impact_ranking(impact_params: dict) -> str:
     """The ``rank_by`` whose gene z-scores are the ones a module_impact result summed over its sets."""
-    return "active" if impact_params.get("node_cells", "all") == "active" else "mean"
+    return "active" if impact_params["node_cells"] == "active" else "mean"
 
 
 def attribution_zscores(
-    adata: AnnData,
-    *,
-    model_key: str,
-    method: str,
-    n_bins: int,
-    rank_by: str = "contrast",
-    chunk_size: int = DEFAULT_CHUNK_SIZE,
-    batch_size: int | None = None,
-    device: str = "auto",
-    progress: bool = False,
+    adata: AnnData, *, model_key: str, method: str, n_bins: int, rank_by: str, options: StreamOptions
 ) -> np.ndarray:
     """Nodes x genes: each gene's |attribution| to each node, z-scored within expression bins.
 
     ``rank_by="mean"``: mean over all cells. ``"active"``: mean over the node's active cells (top
     quarter by activation). ``"contrast"``: log ratio of the two.
     """
-    if rank_by not in ATTRIBUTION_RANKINGS:
-        raise ValueError(f"rank_by must be one of {ATTRIBUTION_RANKINGS}, not {rank_by!r}.")
+    from .._module.reducers import AttributionProfile
+
+    check_choice("rank_by", rank_by, AttributionRanking)
     entry = stored_model(adata, model_key)
-    n_genes = len(entry["var_names"])
-    weights = None
+    n_nodes, n_genes = int(entry["params"]["n_latent"]), len(entry["var_names"])
+    overall = AttributionProfile(1, n_nodes, n_genes) if rank_by != "active" else None
+    active = None
     if rank_by != "mean":
-        weights = active_cells(stored_latent(adata, entry, model_key, int(entry["params"]["n_latent"])))
-    sums = saliency_group_sums(
-        adata,
-        model_key=model_key,
-        set_columns=[np.arange(n_genes)],
-        labels=np.zeros(adata.n_obs, dtype=np.int64),
-        n_groups=1,
-        method=method,
-        score="enrichment",
-        chunk_size=chunk_size,
-        batch_size=batch_size,
-        device=device,
-        progress=progress,
-        node_weights=weights,
-    )
-    bins = expression_bins(sums.gene_mean, n_bins)
-    overall = sums.mean("attribution")[0]
+        active = AttributionProfile(1, n_nodes, n_genes, node_weights=active_cells(stored_latent(adata, model_key)))
+    reducers = [r for r in (overall, active) if r is not None]
+    labels = np.zeros(adata.n_obs, dtype=np.int64)
+    saliency_pass(adata, reducers, model_key=model_key, labels=labels, n_groups=1, method=method, options=options)
+    bins = expression_bins(gene_means(adata, model_key, options), n_bins)
     if rank_by == "mean":
-        return binned_zscores(overall, bins)
-    active = sums.profiles()[0]
+        return binned_zscores(overall.pooled(), bins)
     if rank_by == "active":
-        return binned_zscores(active, bins)
-    return binned_zscores(log_ratio(active, overall), bins)
+        return binned_zscores(active.pooled(), bins)
+    return binned_zscores(log_ratio(active.pooled(), overall.pooled()), bins)
 
 
-def expression_shifts(
-    adata: AnnData,
-    *,
-    model_key: str,
-    chunk_size: int = DEFAULT_CHUNK_SIZE,
-    batch_size: int | None = None,
-    device: str = "auto",
-    progress: bool = False,
-) -> np.ndarray:
+def expression_shifts(adata: AnnData, *, model_key: str, options: StreamOptions) -> np.ndarray:
     """Nodes x genes: each gene's mean encoder input in the node's active cells minus its mean, in SDs.
 
     One streamed pass over the cells (the encoder input: log1p of library-normalised counts).
@@ -87,28 +61,30 @@ def expression_shifts(
     from .._module.inference import weighted_input_sums
     from .._module.training import resolve_device
 
-    entry = stored_model(adata, model_key)
     module, _ = load_model(adata, model_key)
-    counts, _ = model_counts(adata, model_key, chunk_size)
-    weights = active_cells(stored_latent(adata, entry, model_key, module.n_latent))
+    counts, _ = model_counts(adata, model_key, options.chunk_size)
+    weights = active_cells(stored_latent(adata, model_key))
     on_disk = isinstance(counts, ChunkedRows)
     sums = weighted_input_sums(
         module,
         counts,
         weights,
-        batch_size=batch_size or (counts.chunk_size if on_disk else 1024),
-        device=resolve_device(device),
-        progress=progress,
+        batch_size=options.batch_size or (counts.chunk_size if on_disk else 1024),
+        device=resolve_device(options.device),
+        progress=options.progress,
     )
     return active_expression_shift(sums["sum"], sums["squares"], sums["weighted"], weights.sum(axis=0), adata.n_obs)
 
 
-def node_gene_scores(adata: AnnData, *, model_key: str, rank_by: str, **kwargs) -> np.ndarray:
-    """Nodes x genes: the score :func:`node_genes` ranks by (``kwargs`` as in :func:`attribution_zscores`)."""
+def node_gene_scores(
+    adata: AnnData, *, model_key: str, rank_by: str, method: str, n_bins: int, options: StreamOptions
+) -> np.ndarray:
+    """Nodes x genes: the score :func:`node_genes` ranks by."""
     if rank_by == "expression":
-        passed = {k: kwargs[k] for k in ("chunk_size", "batch_size", "device", "progress") if k in kwargs}
-        return expression_shifts(adata, model_key=model_key, **passed)
-    return attribution_zscores(adata, model_key=model_key, rank_by=rank_by, **kwargs)
+        return expression_shifts(adata, model_key=model_key, options=options)
+    return attribution_zscores(
+        adata, model_key=model_key, method=method, n_bins=n_bins, rank_by=rank_by, options=options
+    )
 
 
 @inject_docs
@@ -116,9 +92,9 @@ def node_genes(
     adata: AnnData,
     *,
     n_top: int = 20,
-    method: str = "grad_x_input",
-    n_bins: int = 10,
-    rank_by: str = "expression",
+    method: Method = "grad_x_input",
+    n_bins: int = N_BINS,
+    rank_by: RankBy = "expression",
     model_key: str = MODEL_KEY,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     batch_size: int | None = None,
@@ -133,14 +109,10 @@ def node_genes(
     (its top quarter by activation, as in :func:`scdeconv.tl.module_impact`). By default
     (``rank_by="expression"``) a gene scores by how far its mean expression (the encoder's input,
     log1p of library-normalised counts) in those cells sits above its mean over all cells, in
-    standard deviations over all cells: the node's marker genes. On the package's simulator
-    (``benchmarks/RESULTS.md``, three seeds per level) the best node's top 20 genes held 78%
-    (easy) / 69% (medium) of a planted program outside the gene sets, against 61% / 49% for the
-    best PCA component and 82% / 77% for the best NMF component; ranking by attribution
-    (``"contrast"``) held 47% on the medium level's seed 0, where this ranking held 68%.
-    Attributions say which genes the encoder *reads* to set the node, and it reads a few of a
-    block's correlated genes; the expression shift says which genes *move with* the node, the
-    whole block.
+    standard deviations over all cells: the node's marker genes. Attributions say which genes the
+    encoder *reads* to set the node, and it reads a few of a block's correlated genes; the
+    expression shift says which genes *move with* the node, the whole block, which is why it is
+    the default (the comparison is in ``benchmarks/RESULTS.md``).
 
     The attribution rankings remain: ``"contrast"`` ranks a gene high when it drives the node more
     in its active cells than over all cells (log ratio of the two mean |attributions|, z-scored
@@ -163,8 +135,7 @@ def node_genes(
         ``node_cells="all"``), both z-scored within expression bins.
     model_key
         ``uns`` key of the model.
-    chunk_size, batch_size, device, progress
-        As in :func:`scdeconv.tl.module_impact`.
+    {stream}
     {key_added_copy}
 
     Returns
@@ -173,26 +144,17 @@ def node_genes(
     ``names`` and ``scores`` (DataFrames, ``n_top`` rows x nodes, best first: the expression shift
     in SDs, or the attribution z-score) and ``params``.
     """
+    check_choice("rank_by", rank_by, RankBy)
+    check_choice("method", method, Method)
+    if n_top < 1:
+        raise ValueError(f"n_top must be at least 1, not {n_top}.")
     check_not_backed_copy(adata, copy)
     adata = adata.copy() if copy else adata
     entry = stored_model(adata, model_key)
     claim_uns_key(adata, key_added, "node_genes", reads=(model_key,))
     genes = np.asarray(entry["var_names"]).astype(str)
-    if n_top < 1:
-        raise ValueError(f"n_top must be at least 1, not {n_top}.")
-    if rank_by not in RANKINGS:
-        raise ValueError(f"rank_by must be one of {RANKINGS}, not {rank_by!r}.")
-    z = node_gene_scores(
-        adata,
-        model_key=model_key,
-        rank_by=rank_by,
-        method=method,
-        n_bins=n_bins,
-        chunk_size=chunk_size,
-        batch_size=batch_size,
-        device=device,
-        progress=progress,
-    )
+    options = StreamOptions(chunk_size=chunk_size, batch_size=batch_size, device=device, progress=progress)
+    z = node_gene_scores(adata, model_key=model_key, rank_by=rank_by, method=method, n_bins=n_bins, options=options)
     n_top = min(n_top, len(genes))
     order = np.argsort(-z, axis=1, kind="stable")[:, :n_top]
     nodes = node_names(z.shape[0])

@@ -8,9 +8,9 @@ from tqdm import tqdm
 from .._docs import inject_docs
 from .._keys import GSEA_KEY, IMPACT_KEY
 from .._logging import logger
-from .._utils import claim_uns_key
+from .._module.config import StreamOptions
+from .._results import claim_uns_key, stored_result
 from ..scoring import benjamini_hochberg
-from ._group_diff import stored_impact
 from ._node_genes import attribution_zscores, impact_ranking
 
 
@@ -65,7 +65,7 @@ def node_gsea(
     import gseapy
 
     adata = adata.copy() if copy else adata
-    stored = stored_impact(adata, impact_key)
+    stored = stored_result(adata, impact_key, "impact")
     params = stored["params"]
     claim_uns_key(adata, key_added, "gsea", reads=(impact_key, params["model_key"]))
     genes = np.asarray(adata.uns[params["model_key"]]["var_names"]).astype(str)
@@ -73,8 +73,9 @@ def node_gsea(
         adata,
         model_key=params["model_key"],
         method=params["method"],
-        n_bins=int(params.get("n_bins", 10)),
+        n_bins=int(params["n_bins"]),
         rank_by=impact_ranking(params),  # the gene z-scores the impact summed
+        options=StreamOptions(progress=False),
     )
     sets = {name: list(np.asarray(members).astype(str)) for name, members in stored["gene_sets"].items()}
     nodes, names = stored["impact"].index, list(sets)

@@ -4,30 +4,22 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from .._choices import MatchOn, check_choice
 from .._docs import inject_docs
 from .._keys import IMPACT_KEY, STABILITY_KEY
 from .._logging import logger
-from .._utils import claim_uns_key
-from ._group_diff import stored_impact
+from .._module.config import StreamOptions
+from .._results import claim_uns_key, stored_result
 from ._module_impact import module_impact
 from ._node_genes import attribution_zscores, impact_ranking
-from ._train_autoencoder import train_autoencoder
-
-# Arguments of train_autoencoder that a retraining copies from the reference model's params.
-_RETRAIN = (
-    "n_latent", "likelihood", "ortho_penalty", "size_factors", "max_epochs", "batch_size", "lr",
-    "weight_decay", "optimizer", "validation_fraction", "patience",
-)  # fmt: skip
+from ._train_autoencoder import TrainingConfig, train_autoencoder
 
 
-def _retrain_arguments(params: dict) -> dict:
-    """train_autoencoder arguments that rebuild the reference model but for its seed."""
-    args = {name: params[name] for name in _RETRAIN}
-    args["n_hidden"] = tuple(int(h) for h in np.atleast_1d(params["n_hidden"]))
-    args["softplus_beta"] = float(params["softplus_beta"]) or None  # 0 stands for "layer width"
-    args["layer"] = None if params["layer"] == "X" else params["layer"]
-    args["mask_var"] = params["mask_var"] or None
-    return args
+def _impact_arguments(result: dict) -> dict:
+    """module_impact arguments that score a retrained model as the reference was scored (its matched sets)."""
+    params = result["params"]
+    names = ("method", "score", "species", "min_size", "n_bins", "n_null", "node_cells", "seed")
+    return {"gene_sets": dict(result["gene_sets"]), **{name: params[name] for name in names}}
 
 
 def _match_nodes(reference: np.ndarray, other: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -53,7 +45,7 @@ def stability(
     *,
     n_seeds: int = 3,
     impact_key: str = IMPACT_KEY,
-    match_on: str = "gene_sets",
+    match_on: MatchOn = "gene_sets",
     fdr: float = 0.05,
     progress: bool = True,
     key_added: str = STABILITY_KEY,
@@ -67,8 +59,7 @@ def stability(
     (Hungarian algorithm) by the correlation of their profiles: by default their impact over
     the gene sets (``match_on="gene_sets"``), or their per-gene attribution z-scores
     (``"genes"``, as :func:`scdeconv.tl.node_genes` ranks genes), which are dominated by the many
-    genes that drive no node and so match poorly (measured on the simulator: median matched
-    correlation 0.15 by genes vs 0.47 by gene sets for nodes carrying planted programs).
+    genes that drive no node and so match worse.
 
     Parameters
     ----------
@@ -101,21 +92,21 @@ def stability(
     ``params``
         ``n_seeds``, ``seeds``, ``impact_key``, ``fdr``.
     """
-    if match_on not in ("gene_sets", "genes"):
-        raise ValueError(f"match_on must be 'gene_sets' or 'genes', not {match_on!r}.")
+    check_choice("match_on", match_on, MatchOn)
     if n_seeds < 2:
         raise ValueError(f"n_seeds must be at least 2 (the reference and one more run), not {n_seeds}.")
     adata = adata.copy() if copy else adata
-    reference = stored_impact(adata, impact_key)
+    reference = stored_result(adata, impact_key, "impact")
     impact_params = reference["params"]
     model_key = impact_params["model_key"]
     claim_uns_key(adata, key_added, "stability", reads=(impact_key, model_key))
-    train_params = adata.uns[model_key]["params"]
-    seed = int(train_params["seed"])
+    training = TrainingConfig.from_params(stored_result(adata, model_key, "model")["params"])
+    seed = training.fit.seed
     profile = {
         "method": impact_params["method"],
-        "n_bins": int(impact_params.get("n_bins", 10)),
+        "n_bins": int(impact_params["n_bins"]),
         "rank_by": impact_ranking(impact_params),
+        "options": StreamOptions(progress=False),
     }
 
     def node_profiles(data: AnnData, key: str, impact: pd.DataFrame) -> np.ndarray:
@@ -133,17 +124,9 @@ def stability(
     for other_seed in seeds:
         if progress:
             logger.info("stability: training with seed %d", other_seed)
-        run = train_autoencoder(lean, seed=other_seed, progress=False, copy=True, **_retrain_arguments(train_params))
-        module_impact(
-            run,
-            gene_sets=dict(reference["gene_sets"]),
-            method=impact_params["method"],
-            score=impact_params["score"],
-            n_bins=profile["n_bins"],
-            node_cells=impact_params.get("node_cells", "all"),
-            activity_key=None,
-            progress=False,
-        )
+        arguments = {**training.arguments(), "seed": other_seed}
+        run = train_autoencoder(lean, progress=False, copy=True, **arguments)
+        module_impact(run, **_impact_arguments(reference), activity_key=None, progress=False)
         run_impact = run.uns["scdeconv_impact"]["impact"]
         partner, corr = _match_nodes(ref_profiles, node_profiles(run, "scdeconv", run_impact))
         impacts.append(pd.DataFrame(run_impact.to_numpy()[partner], index=nodes.index, columns=run_impact.columns))

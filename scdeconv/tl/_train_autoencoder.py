@@ -1,28 +1,58 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from .._keys import LATENT_KEY, model_key_for
+from .._choices import Likelihood, Optimizer, ShuffleOption, check_choice
+from .._keys import LATENT_KEY, SELECTED_KEY, model_key_for
 from .._logging import logger
-from .._model_store import build_model, model_entry
+from .._model_store import model_entry
+from .._module.config import FitConfig, ModelConfig, as_arguments, from_arguments, from_params, none_as, to_params
+from .._results import claim_obsm_key, claim_uns_key, result_kind
 from .._rows import DEFAULT_CHUNK_SIZE, ChunkedRows, sparse_rows
-from .._utils import (
-    check_counts,
-    check_no_empty,
-    check_not_backed_copy,
-    check_var_names,
-    claim_obsm_key,
-    claim_uns_key,
-    count_matrix,
-    result_kind,
-    totals,
-)
+from .._utils import check_counts, check_no_empty, check_not_backed_copy, check_var_names, count_matrix, totals
 
-SELECTED_KEY = "scdeconv_selected"
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """What :func:`train_autoencoder` records: the architecture, the fit, and which data it read.
+
+    Captured once from the call's arguments (:meth:`from_arguments`), stored flat in
+    ``adata.uns[...]["params"]`` (:meth:`to_params`) and rebuilt from there (:meth:`from_params`),
+    so that a retraining (:func:`scdeconv.tl.stability`) repeats exactly what trained the model.
+    """
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    fit: FitConfig = field(default_factory=FitConfig)
+    layer: str | None = field(default=None, metadata=none_as("X"))
+    mask_var: str | None = field(default=SELECTED_KEY, metadata=none_as(""))
+    validation_fraction: float = 0.05
+    distributed: bool = False
+
+    def __post_init__(self):
+        if not 0 < self.validation_fraction < 1:
+            raise ValueError(f"validation_fraction must be in (0, 1), not {self.validation_fraction}.")
+
+    @classmethod
+    def from_arguments(cls, arguments: dict) -> TrainingConfig:
+        return from_arguments(cls, arguments)
+
+    @classmethod
+    def from_params(cls, params: dict) -> TrainingConfig:
+        return from_params(cls, params)
+
+    def to_params(self) -> dict:
+        return to_params(self)
+
+    def arguments(self) -> dict:
+        """Keyword arguments of :func:`train_autoencoder` that train this configuration again."""
+        arguments = as_arguments(self)
+        del arguments["target_sum"]  # measured on the data, not passed
+        return arguments
 
 
 def _gene_mask(adata: AnnData, mask_var: str | None) -> np.ndarray:
@@ -44,8 +74,6 @@ def _gene_mask(adata: AnnData, mask_var: str | None) -> np.ndarray:
 
 
 def _split(n_cells: int, validation_fraction: float, batch_size: int, rng: np.random.Generator):
-    if not 0 < validation_fraction < 1:
-        raise ValueError(f"validation_fraction must be in (0, 1), not {validation_fraction}.")
     n_val = int(np.ceil(n_cells * validation_fraction))
     n_train = n_cells - n_val
     if n_val < 1 or n_train < 2:
@@ -74,7 +102,7 @@ def train_autoencoder(
     mask_var: str | None = SELECTED_KEY,
     n_latent: int = 64,
     n_hidden: Sequence[int] = (128,),
-    likelihood: str = "poisson",
+    likelihood: Likelihood = "poisson",
     ortho_penalty: float = 0.05,
     softplus_beta: float | None = None,
     size_factors: bool = True,
@@ -82,13 +110,14 @@ def train_autoencoder(
     batch_size: int = 128,
     lr: float = 1e-3,
     weight_decay: float = 0.0,
-    optimizer: str = "adam",
+    optimizer: Optimizer = "adam",
     validation_fraction: float = 0.05,
     patience: int = 10,
+    min_delta: float = 1e-4,
     seed: int = 0,
     device: str = "auto",
     chunk_size: int = DEFAULT_CHUNK_SIZE,
-    shuffle: str = "auto",
+    shuffle: ShuffleOption = "auto",
     distributed: bool = False,
     progress: bool = True,
     key_added: str = LATENT_KEY,
@@ -125,8 +154,8 @@ def train_autoencoder(
         Model counts as library size x predicted proportions (default); ``False`` uses the
         paper's direct Softplus output.
     max_epochs, batch_size, lr, weight_decay
-        Optimisation; training stops early when the validation loss stalls for ``patience`` epochs,
-        and the best epoch's weights are kept.
+        Optimisation; training stops early when the validation loss has not improved by a relative
+        ``min_delta`` for ``patience`` epochs, and the best epoch's weights are kept.
     optimizer
         ``"adam"`` (AdamW) or ``"sgd"`` (Nesterov momentum 0.9, the original recipe).
     validation_fraction
@@ -185,26 +214,25 @@ def train_autoencoder(
     >>> adata.obsm["X_scdeconv"].shape
     (2730, 64)
     """
+    arguments = dict(locals())  # the configuration, captured once (scvi-tools' _get_init_params)
     import torch
 
     from .._module.inference import embed, reconstruction_quality
     from .._module.training import fit, resolve_device
 
     check_not_backed_copy(adata, copy)
-    if shuffle not in ("auto", "global", "chunks"):
-        raise ValueError(f"shuffle must be 'auto', 'global' or 'chunks', not {shuffle!r}.")
+    check_choice("shuffle", shuffle, ShuffleOption)
     adata = adata.copy() if copy else adata
     check_var_names(adata.var_names)
     mask = _gene_mask(adata, mask_var)
     genes = adata.var_names[mask]
     counts = count_matrix(adata, layer, np.flatnonzero(mask), chunk_size=chunk_size)
     on_disk = isinstance(counts, ChunkedRows)
+    arguments["shuffle"] = "chunks" if shuffle == "chunks" or (shuffle == "auto" and on_disk) else "global"
+    config = TrainingConfig.from_arguments(arguments)  # validates every choice and range
     check_counts(counts, layer=layer)
     sums = totals(counts)  # one more pass when on disk; reused below
     check_no_empty(counts, layer=layer, cells=adata.obs_names, genes=genes, sums=sums)
-    library = sums[0]
-    if n_latent < 1 or any(h < 1 for h in n_hidden):
-        raise ValueError(f"Layer sizes must be positive (n_latent={n_latent}, n_hidden={tuple(n_hidden)}).")
     model_key = model_key_for(key_added)
     ours = result_kind(adata.uns.get(model_key)) == "model"
     claim_obsm_key(adata, key_added, ours=ours, what="scdeconv representation")
@@ -212,32 +240,10 @@ def train_autoencoder(
 
     rng = np.random.default_rng(seed)
     train_rows, val_rows = _split(adata.n_obs, validation_fraction, batch_size, rng)
-    chunked = shuffle == "chunks" or (shuffle == "auto" and on_disk)
-    params = {
-        "n_latent": int(n_latent),
-        "n_hidden": np.asarray(n_hidden, dtype=int),
-        "softplus_beta": float(softplus_beta or 0.0),
-        "likelihood": likelihood,
-        "size_factors": bool(size_factors),
-        "target_sum": float(np.median(library[train_rows])),
-        "ortho_penalty": float(ortho_penalty),
-        "layer": layer or "X",
-        "mask_var": mask_var or "",
-        "max_epochs": int(max_epochs),
-        "batch_size": int(batch_size),
-        "lr": float(lr),
-        "weight_decay": float(weight_decay),
-        "optimizer": optimizer,
-        "validation_fraction": float(validation_fraction),
-        "patience": int(patience),
-        "seed": int(seed),
-        "shuffle": "chunks" if chunked else "global",
-        "chunk_size": int(chunk_size),
-        "distributed": bool(distributed),
-        "latent_key": key_added,
-    }
-    generator = torch.Generator().manual_seed(seed)
-    module = build_model(params, len(genes), generator=generator)
+    # Every cell's input is scaled to the training cells' median library size.
+    target_sum = float(np.median(sums[0][train_rows]))
+    config = TrainingConfig.from_arguments({**arguments, "target_sum": target_sum})
+    module = config.model.build(len(genes), generator=torch.Generator().manual_seed(seed))
     device = resolve_device(device)
     logger.info("Training on %d cells x %d genes (%s%s).", adata.n_obs, len(genes), device, ", on disk" * on_disk)
     # On disk, the validation cells are read once and kept in memory as sparse counts.
@@ -247,27 +253,21 @@ def train_autoencoder(
         counts,
         train_rows=train_rows,
         val_rows=val_rows,
-        batch_size=batch_size,
-        max_epochs=max_epochs,
-        lr=lr,
-        weight_decay=weight_decay,
-        optimizer=optimizer,
-        ortho_penalty=ortho_penalty,
-        patience=patience,
-        seed=seed,
+        config=config.fit,
         device=device,
         progress=progress,
-        chunk_size=chunk_size if chunked else None,
         val_counts=val_counts,
         distributed=distributed,
     )
-    params.update(
-        n_epochs=len(result.epoch),
-        best_epoch=int(result.best_epoch),
-        stopped_early=bool(result.stopped_early),
-        device=str(device),
-        validation_cells=adata.obs_names[val_rows].to_numpy(dtype=str),
-    )
+    params = {
+        **config.to_params(),
+        "latent_key": key_added,
+        "n_epochs": len(result.epoch),
+        "best_epoch": int(result.best_epoch),
+        "stopped_early": bool(result.stopped_early),
+        "device": str(device),
+        "validation_cells": adata.obs_names[val_rows].to_numpy(dtype=str),
+    }
     history = pd.DataFrame({"epoch": result.epoch, "train_loss": result.train_loss, "val_loss": result.val_loss})
     adata.obsm[key_added] = embed(module, counts, batch_size=_embed_batch(counts), device=device)
     if val_counts is None:

@@ -40,10 +40,11 @@ def test_training_does_not_import_dynamo():
         "import sys, numpy as np, torch\n"
         "from scipy import sparse\n"
         "from scdeconv._module.autoencoder import Autoencoder\n"
+        "from scdeconv._module.config import FitConfig\n"
         "from scdeconv._module.training import fit\n"
         "x = sparse.csr_matrix(np.random.default_rng(0).poisson(1.0, (40, 12)).astype(np.float32))\n"
         "fit(Autoencoder(12, n_latent=3, n_hidden=(6,)), x, train_rows=np.arange(32), val_rows=np.arange(32, 40),\n"
-        "    batch_size=8, max_epochs=2, progress=False)\n"
+        "    config=FitConfig(batch_size=8, max_epochs=2), progress=False)\n"
         "print('torch._dynamo' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -12,9 +12,10 @@ import torch.multiprocessing as mp
 from scipy import sparse
 
 from scdeconv._module.autoencoder import Autoencoder
+from scdeconv._module.config import FitConfig
 from scdeconv._module.training import fit
 
-SETTINGS = {"batch_size": 33, "max_epochs": 3, "patience": 3, "seed": 5, "progress": False, "lr": 3e-3}
+SETTINGS = {"config": FitConfig(batch_size=33, max_epochs=3, patience=3, seed=5, lr=3e-3), "progress": False}
 
 
 def _data():

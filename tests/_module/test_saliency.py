@@ -1,9 +1,11 @@
 import numpy as np
 import pytest
 import torch
+from conftest import stream
 
 from scdeconv._module.autoencoder import Autoencoder
-from scdeconv._module.saliency import attribution, iter_saliency, jacobian, set_medians
+from scdeconv._module.reducers import AttributionProfile, NodeSetScores, SetMedians
+from scdeconv._module.saliency import attribution, cell_gene_zscores, jacobian, set_medians, set_membership
 
 
 def tiny_network() -> Autoencoder:
@@ -101,17 +103,21 @@ def test_set_medians_match_numpy():
         np.testing.assert_allclose(out[:, :, s], np.median(values.numpy()[:, :, cols.numpy()], axis=2), rtol=1e-6)
 
 
-def test_iter_saliency_is_chunk_invariant():
+def test_streamed_reductions_do_not_depend_on_the_batch_size():
     module = random_network()
     counts = np.random.default_rng(0).poisson(2.0, size=(25, 11)).astype(np.float32)
     sets = [np.array([0, 1, 2]), np.array([3, 5, 7, 10])]
-    one = np.concatenate([c.set_scores for c in iter_saliency(module, counts, sets, chunk_size=25)])
-    many = list(iter_saliency(module, counts, sets, chunk_size=4, gene_sums=True))
-    np.testing.assert_allclose(np.concatenate([c.set_scores for c in many]), one, rtol=1e-5)
+    per_cell = np.arange(25)  # each cell its own group: group sums are per-cell values
+    one = stream(module, counts, [SetMedians(25, 4, sets)], labels=per_cell, batch_size=25)[0].sums
+    many, profile = stream(module, counts, [SetMedians(25, 4, sets), AttributionProfile(1, 4, 11)],
+                           labels=None, batch_size=4)  # fmt: skip
+    many_cells = stream(module, counts, [SetMedians(25, 4, sets)], labels=per_cell, batch_size=4)[0].sums
+    np.testing.assert_allclose(many_cells, one, rtol=1e-5)
+    np.testing.assert_allclose(many.sums[0], one.sum(axis=0), rtol=1e-5)
     assert one.shape == (25, 4, 2) and (one >= 0).all()
     x = module.prepare_input(torch.from_numpy(counts))
     total = jacobian(module, x, guided=True).abs().sum(dim=0).detach().numpy()
-    np.testing.assert_allclose(sum(c.gene_sums for c in many), total, rtol=1e-4)
+    np.testing.assert_allclose(profile.sums[0], total, rtol=1e-4)
 
 
 def robust_reference(row: np.ndarray, bins: np.ndarray, sets: list[np.ndarray]) -> np.ndarray:
@@ -125,36 +131,41 @@ def robust_reference(row: np.ndarray, bins: np.ndarray, sets: list[np.ndarray]) 
     return np.array([z[cols].sum() / np.sqrt(len(cols)) for cols in sets])
 
 
-def test_cell_set_enrichment_matches_a_numpy_reference():
+def test_cell_gene_zscores_match_a_numpy_reference():
     # Bin 0 has no spread (all zeros: must score 0, not NaN); bin 1 is mostly zeros (MAD 0, so the
     # mean absolute deviation scales it); bin 2 is dense. Odd bin sizes: torch's median of an even
     # count is the lower middle value, numpy's the mean of the two, so sizes are kept odd here.
-    from scdeconv._module.saliency import cell_set_enrichment, set_membership
-
     rng = np.random.default_rng(0)
     values = rng.gamma(1.0, size=(5, 3, 15))
     values[:, :, :5] = 0.0
     values[:, :, 5:8] = 0.0
     bins = np.repeat(np.arange(3), 5)
     sets = [np.array([0, 5, 9]), np.array([1, 2, 3, 4, 11]), np.array([7])]
-    got = cell_set_enrichment(
-        torch.as_tensor(values), torch.as_tensor(bins), torch.as_tensor(set_membership(sets, 15))
-    ).numpy()
+    got = (cell_gene_zscores(torch.as_tensor(values), torch.as_tensor(bins)) @ torch.as_tensor(
+        set_membership(sets, 15))).numpy()  # fmt: skip
     expected = np.stack([[robust_reference(row, bins, sets) for row in cell] for cell in values])
     np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
 
 
-def test_node_set_scores_do_not_depend_on_chunking():
+def test_node_set_scores_reducer_sums_the_per_cell_scores():
     module = random_network()
     counts = np.random.default_rng(2).poisson(2.0, size=(9, 11)).astype(np.float32)
     sets = [np.array([0, 1, 2]), np.array([4, 5, 6, 7])]
     bins = np.arange(11) % 2
-    one = np.concatenate([c.node_set_scores for c in iter_saliency(module, counts, sets, method="grad_x_input",
-                                                                   node_set_bins=bins, chunk_size=9)])  # fmt: skip
-    many = np.concatenate([c.node_set_scores for c in iter_saliency(module, counts, sets, method="grad_x_input",
-                                                                    node_set_bins=bins, chunk_size=2)])  # fmt: skip
-    assert one.shape == (9, 4, 2)
-    np.testing.assert_allclose(many, one, rtol=1e-4, atol=1e-5)  # float32 matmuls of other batch shapes
+    per_cell = np.arange(9)
+    one = stream(module, counts, [NodeSetScores(9, 4, bins, sets)], labels=per_cell, method="grad_x_input",
+                 batch_size=9)[0]  # fmt: skip
+    many = stream(module, counts, [NodeSetScores(9, 4, bins, sets)], labels=per_cell, method="grad_x_input",
+                  batch_size=2)[0]  # fmt: skip
+    assert one.sums.shape == (9, 4, 2)
+    np.testing.assert_allclose(many.sums, one.sums, rtol=1e-4, atol=1e-5)  # float32 matmuls of other shapes
+    x = module.prepare_input(torch.from_numpy(counts))
+    magnitude = attribution(module, x, method="grad_x_input").abs()
+    gene_z = cell_gene_zscores(magnitude, torch.as_tensor(bins))
+    expected = (gene_z @ torch.as_tensor(set_membership(sets, 11), dtype=gene_z.dtype)).numpy()
+    np.testing.assert_allclose(one.sums, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(one.squares, expected**2, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(one.gene_z, gene_z.numpy(), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("method", ["guided", "gradient", "grad_x_input"])
@@ -169,16 +180,14 @@ def test_set_medians_by_set_match_full_attribution(method):
     np.testing.assert_allclose(set_medians_by_set(module, x, sets, method=method), full, rtol=1e-5, atol=1e-7)
 
 
-def test_cell_set_enrichment_is_finite_for_vanishing_attributions():
+def test_cell_gene_zscores_are_finite_for_vanishing_attributions():
     # Dead nodes have attributions near float underflow: 1 / spread must not overflow to inf
     # (which gave NaN for their zero deviations); such rows score exactly 0.
-    from scdeconv._module.saliency import cell_set_enrichment, set_membership
-
     values = torch.full((2, 3, 8), 1e-42, dtype=torch.float32)
     values[:, :, ::3] = 3e-42
     values[1, 2] = torch.linspace(0.0, 1.0, 8)  # one ordinary row beside them
     bins = torch.as_tensor(np.repeat(np.arange(2), 4))
     sets = [np.array([0, 1, 5])]
-    scores = cell_set_enrichment(values, bins, torch.as_tensor(set_membership(sets, 8), dtype=torch.float32))
+    scores = cell_gene_zscores(values, bins) @ torch.as_tensor(set_membership(sets, 8), dtype=torch.float32)
     assert torch.isfinite(scores).all()
     assert (scores[0] == 0).all() and (scores[1, :2] == 0).all() and scores[1, 2].abs().sum() > 0

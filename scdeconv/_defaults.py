@@ -1,0 +1,21 @@
+"""Numbers that several modules share: one home for each rule and display threshold.
+
+Tools record the values they used in their ``params``; later steps read the record, not these.
+"""
+
+from __future__ import annotations
+
+# The paper's heatmap (panel d) hides nodes with no min-max scaled score above this.
+PANEL_D_THRESHOLD = 0.7
+# The paper's group comparison (panel e) shows a difference only where the scaled impact exceeds this.
+PANEL_E_THRESHOLD = 0.85
+# A node whose activation spread is at most this share of the largest node's carries no information.
+DEAD_RELATIVE_STD = 1e-3
+# A node's active cells: those at or above this quantile of its activation (its top quarter).
+ACTIVE_QUANTILE = 0.75
+# Equal-count expression bins that gene z-scores and the null model match genes within.
+N_BINS = 10
+# Random expression-matched gene sets per (node, set) in the null model.
+N_NULL = 1000
+# Significance level of the reports and plots that mark calls.
+FDR = 0.05

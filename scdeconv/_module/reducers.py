@@ -1,0 +1,159 @@
+"""What a saliency pass keeps: small accumulators fed batch by batch by :func:`~.saliency.stream_attributions`.
+
+Each reducer declares what it needs from a batch (``needs_magnitude``: the full cells x nodes x
+genes |attribution|; ``block_width``: how many genes its attributions span, which sizes the
+batches) and keeps float64 sums per group of cells. Sums and counts, not averages of averages, so
+reducers fed disjoint cells anywhere combine exactly with :meth:`Reducer.merge`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from ..scoring import cell_activity
+from .saliency import CellBatch, cell_gene_zscores, set_membership
+
+
+class Reducer:
+    """Base class: per-group float64 sums named in ``summed``, merged by addition."""
+
+    needs_magnitude = True
+    summed: tuple[str, ...] = ()
+
+    def block_width(self, n_genes: int) -> int:
+        return n_genes
+
+    def update(self, batch: CellBatch) -> None:
+        raise NotImplementedError
+
+    def merge(self, other: Reducer) -> None:
+        """Add the sums of ``other``, fed other cells of the same pass, to this reducer's."""
+        for name in self.summed:
+            getattr(self, name).__iadd__(getattr(other, name))
+
+
+class AttributionProfile(Reducer):
+    """Per group, each node's |attribution| to each gene summed over cells, optionally weighted per node.
+
+    ``node_weights`` (cells x nodes, rows as the streamed matrix's) gives each node its own cells,
+    e.g. its active cells (:func:`scdeconv.scoring.active_cells`); without it every cell weighs 1.
+    """
+
+    summed = ("sums", "weight_totals")
+
+    def __init__(self, n_groups: int, n_nodes: int, n_genes: int, node_weights: np.ndarray | None = None):
+        self.node_weights = None if node_weights is None else np.asarray(node_weights, dtype=np.float64)
+        self.sums = np.zeros((n_groups, n_nodes, n_genes))
+        self.weight_totals = np.zeros((n_groups, n_nodes))
+
+    def update(self, batch: CellBatch) -> None:
+        magnitude = batch.magnitude
+        weights = None
+        if self.node_weights is not None:
+            weights = torch.as_tensor(
+                self.node_weights[batch.positions], dtype=magnitude.dtype, device=magnitude.device
+            )
+        for group, rows in batch.groups():
+            if weights is None:
+                self.sums[group] += magnitude[rows].sum(dim=0, dtype=torch.float64).cpu().numpy()
+                self.weight_totals[group] += len(batch.labels) if isinstance(rows, slice) else len(rows)
+            else:
+                part = weights[rows]
+                self.sums[group] += torch.einsum("cn,cng->ng", part, magnitude[rows]).double().cpu().numpy()
+                self.weight_totals[group] += part.sum(dim=0, dtype=torch.float64).cpu().numpy()
+
+    def profiles(self) -> np.ndarray:
+        """Groups x nodes x genes mean |attribution| (over each node's weighted cells)."""
+        return self.sums / np.maximum(self.weight_totals, 1e-12)[:, :, None]
+
+    def pooled(self) -> np.ndarray:
+        """Nodes x genes mean |attribution| over all groups' cells together (exact: sums, not averages)."""
+        return self.sums.sum(axis=0) / np.maximum(self.weight_totals.sum(axis=0), 1e-12)[:, None]
+
+
+class SetMedians(Reducer):
+    """Per group, sums and squares over cells of each node's per-cell median |attribution| over each set.
+
+    The paper's statistic (Kinalis et al. 2019); its sums give the mean over cells, its squares the
+    moments of a two-group test.
+    """
+
+    needs_magnitude = False
+    summed = ("sums", "squares")
+
+    def __init__(self, n_groups: int, n_nodes: int, set_columns: Sequence[np.ndarray]):
+        self.set_columns = [np.asarray(c) for c in set_columns]
+        self.sums = np.zeros((n_groups, n_nodes, len(self.set_columns)))
+        self.squares = np.zeros_like(self.sums)
+
+    def block_width(self, n_genes: int) -> int:
+        return len(np.unique(np.concatenate(self.set_columns)))
+
+    def update(self, batch: CellBatch) -> None:
+        medians = batch.set_medians(self.set_columns)
+        for group, rows in batch.groups():
+            part = medians[rows]
+            self.sums[group] += part.sum(axis=0)
+            self.squares[group] += (part * part).sum(axis=0)
+
+
+class NodeSetScores(Reducer):
+    """Per group, moments over cells of each cell's set enrichment for every (node, set).
+
+    A cell's score of (node, set) is its |attribution| to the node standardised among the genes of
+    each expression bin (:func:`~.saliency.cell_gene_zscores`) and Stouffer-summed over the set.
+    Keeps the sums and squares of those scores, and the sums of the per-gene standardised values
+    they add up (``gene_z``: what a competitive test of the scores' change needs).
+    """
+
+    summed = ("sums", "squares", "gene_z")
+
+    def __init__(self, n_groups: int, n_nodes: int, bins: np.ndarray, set_columns: Sequence[np.ndarray]):
+        self.bins = np.asarray(bins)
+        self.members = set_membership(set_columns, len(self.bins))
+        self.sums = np.zeros((n_groups, n_nodes, len(set_columns)))
+        self.squares = np.zeros_like(self.sums)
+        self.gene_z = np.zeros((n_groups, n_nodes, len(self.bins)))
+
+    def update(self, batch: CellBatch) -> None:
+        magnitude = batch.magnitude
+        bins = torch.as_tensor(self.bins, dtype=torch.long, device=magnitude.device)
+        gene_z = cell_gene_zscores(magnitude, bins)
+        scores = (gene_z @ torch.as_tensor(self.members, dtype=gene_z.dtype, device=gene_z.device)).double()
+        for group, rows in batch.groups():
+            part = scores[rows]
+            self.sums[group] += part.sum(dim=0).cpu().numpy()
+            self.squares[group] += (part * part).sum(dim=0).cpu().numpy()
+            self.gene_z[group] += gene_z[rows].sum(dim=0, dtype=torch.float64).cpu().numpy()
+
+
+class CellActivity(Reducer):
+    """Each cell's activity of each gene set, and per group the sums of the gene z-scores it adds up.
+
+    A cell's activity is its |attribution| summed over nodes, z-scored among expression-matched
+    genes and Stouffer-summed over each set (:func:`scdeconv.scoring.cell_activity`). ``activity``
+    has a row for every row of the streamed matrix (NaN where a cell was not streamed).
+    """
+
+    summed = ("gene_z",)
+
+    def __init__(self, n_cells: int, n_groups: int, bins: np.ndarray, set_columns: Sequence[np.ndarray]):
+        self.bins = np.asarray(bins)
+        self.set_columns = [np.asarray(c) for c in set_columns]
+        self.activity = np.full((n_cells, len(self.set_columns)), np.nan)
+        self.gene_z = np.zeros((n_groups, len(self.bins)))
+
+    def update(self, batch: CellBatch) -> None:
+        totals = batch.magnitude.sum(dim=1).cpu().numpy()
+        activity, gene_z = cell_activity(totals, self.bins, self.set_columns)
+        self.activity[batch.positions] = activity
+        for group, rows in batch.groups():
+            self.gene_z[group] += gene_z[rows].sum(axis=0)
+
+    def merge(self, other: CellActivity) -> None:
+        super().merge(other)
+        done = ~np.isnan(other.activity).all(axis=1)
+        self.activity[done] = other.activity[done]

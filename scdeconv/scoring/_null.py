@@ -1,0 +1,152 @@
+"""The null model: random gene sets matched on size and expression bins, and the competitive test built on it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._profiles import set_enrichment
+
+_NULL_SET_BLOCK = 64  # gene sets whose null scores are held at once (64 x n_null x nodes floats)
+
+
+@dataclass
+class NullModel:
+    """Null scores of expression-matched random gene sets, summarised (nodes x sets, or per set)."""
+
+    mean: np.ndarray  # nodes x sets: mean null score
+    sd: np.ndarray  # nodes x sets: standard deviation of the null scores
+    n_exceeding: np.ndarray  # nodes x sets: null scores reaching the observed one
+    best_exceeding: np.ndarray  # sets: random sets whose best standardised node score reaches the set's
+    n_null: int
+
+
+def matched_null(
+    z: np.ndarray,
+    bins: np.ndarray,
+    set_columns: list[np.ndarray],
+    *,
+    n_null: int,
+    live: np.ndarray | None = None,
+    seed: int = 0,
+) -> NullModel:
+    """Score random gene sets matched to each set on size and expression bins.
+
+    For each set, ``n_null`` random sets draw, from every expression bin, as many genes (without
+    replacement) as the set has there, and are scored like the set (Stouffer sum of ``z``).
+    Besides per-node summaries, the best standardised score over ``live`` nodes of each random
+    set gives a max-statistic null for the question "does any node encode this set?", which
+    accounts for the number of nodes looked at.
+
+    The draws are shared across sets: random set ``r`` of every set takes the first genes of one
+    random ordering ``r`` of each bin, so the scores of all sets come from prefix sums of ``z``
+    along ``n_null`` orderings per bin instead of one gather per set (the fixed cost of the null
+    model drops from seconds to a fraction of the Jacobian's time). Each set's null sample is still
+    an exact matched random sample; the sets' p-values become dependent through the shared draws
+    (positively: a high-scoring draw raises every set's p-value), the kind of dependence under
+    which Benjamini-Hochberg is known to hold up (Benjamini & Yekutieli 2001).
+    """
+    rng = np.random.default_rng(seed)
+    live = np.ones(z.shape[0], dtype=bool) if live is None else np.asarray(live, dtype=bool)
+    z = np.asarray(z, dtype=np.float64)
+    n_nodes, n_sets = z.shape[0], len(set_columns)
+    bin_ids = np.unique(bins)
+    # needed[b, s]: genes of set s in expression bin b
+    needed = (
+        np.stack(
+            [np.bincount(np.searchsorted(bin_ids, bins[cols]), minlength=len(bin_ids)) for cols in set_columns], axis=1
+        )
+        if n_sets
+        else np.zeros((len(bin_ids), 0), dtype=np.int64)
+    )
+    genes_by_nodes = np.ascontiguousarray(z.T)
+    orderings = {}  # bin -> n_null x (most genes any set takes from it): random orderings of its genes
+    for b_index, b in enumerate(bin_ids):
+        if needed[b_index].any():
+            pool = np.flatnonzero(bins == b)
+            picks = np.argsort(rng.random((n_null, len(pool))), axis=1)[:, : int(needed[b_index].max())]
+            orderings[b_index] = pool[picks]
+    observed = set_enrichment(z, set_columns)
+    shape = (n_nodes, n_sets)
+    model = NullModel(
+        mean=np.empty(shape),
+        sd=np.empty(shape),
+        n_exceeding=np.empty(shape, dtype=np.int64),
+        best_exceeding=np.empty(n_sets, dtype=np.int64),
+        n_null=n_null,
+    )
+    for first in range(0, n_sets, _NULL_SET_BLOCK):  # sets in blocks: memory bounded for any collection
+        block = np.arange(first, min(first + _NULL_SET_BLOCK, n_sets))
+        null_sums = np.zeros((len(block), n_null, n_nodes))
+        for b_index, ordering in orderings.items():
+            counts = needed[b_index, block]
+            taking = np.flatnonzero(counts)
+            if len(taking) == 0:
+                continue
+            # Prefix sums along each ordering, laid out (position, draw, node) so that both the
+            # running sum and the pick of each set's prefix move whole contiguous slabs.
+            prefix = np.cumsum(genes_by_nodes[ordering[:, : counts.max()].T], axis=0)  # longest x n_null x nodes
+            null_sums[taking] += prefix[counts[taking] - 1]
+        for i, s in enumerate(block):
+            null = null_sums[i] / np.sqrt(len(set_columns[s]))  # n_null x nodes
+            mean, sd = null.mean(axis=0), null.std(axis=0)
+            model.mean[:, s], model.sd[:, s] = mean, sd
+            model.n_exceeding[:, s] = (null >= observed[:, s]).sum(axis=0)
+            scale = np.where(sd > 0, sd, np.inf)
+            best_null = ((null - mean) / scale)[:, live].max(axis=1, initial=-np.inf)
+            best_observed = ((observed[:, s] - mean) / scale)[live].max(initial=-np.inf)
+            model.best_exceeding[s] = (best_null >= best_observed).sum()
+    return model
+
+
+@dataclass(frozen=True)
+class MatchedSets:
+    """Gene sets and how their random counterparts are drawn: the design of every competitive test.
+
+    ``set_columns``: per set, the column indices of its genes; ``bins``: each gene's expression bin
+    (random sets match a set's count per bin); ``n_null`` random sets per set, drawn with ``seed``.
+    """
+
+    set_columns: list[np.ndarray]
+    bins: np.ndarray
+    n_null: int
+    seed: int = 0
+
+
+@dataclass
+class CompetitiveTest:
+    """Each set's score against expression-matched random sets' scores, per row (node, or one row)."""
+
+    observed: np.ndarray  # rows x sets: the Stouffer sum of the row's gene values over the set
+    null_z: np.ndarray  # (observed - null mean) / null SD; 0 where the null has no spread
+    pvalue: np.ndarray  # normal tail of null_z: one-sided (greater) or two-sided
+    pvalue_empirical: np.ndarray  # (1 + random sets at least as high) / (1 + n_null), one-sided
+    best_exceeding: np.ndarray  # per set: random sets whose best standardised live row reaches the set's
+
+
+def competitive_test(
+    gene_values: np.ndarray, sets: MatchedSets, *, live: np.ndarray | None = None, two_sided: bool = False
+) -> CompetitiveTest:
+    """Does each set score higher (or, ``two_sided``, differently) than matched random gene sets?
+
+    The one competitive test of the package (module_impact's null model and both group tests): the
+    set's Stouffer sum of ``gene_values`` (rows x genes: a node's z-scored profile, or a change per
+    gene) is standardised by the mean and SD of ``sets.n_null`` random sets of the same size and
+    expression-bin composition (:func:`matched_null`). Genes are exchangeable under this null, as in
+    GSEA's gene permutation: co-expressed genes outside any programme can still raise a set's score.
+    ``live`` rows (default all) are those a max-statistic over rows looks at (``best_exceeding``).
+    """
+    from scipy.stats import norm
+
+    gene_values = np.atleast_2d(np.asarray(gene_values, dtype=np.float64))
+    observed = set_enrichment(gene_values, sets.set_columns)
+    null = matched_null(gene_values, sets.bins, sets.set_columns, n_null=sets.n_null, live=live, seed=sets.seed)
+    null_z = (observed - null.mean) / np.where(null.sd > 0, null.sd, np.inf)
+    return CompetitiveTest(
+        observed=observed,
+        null_z=null_z,
+        pvalue=2 * norm.sf(np.abs(null_z)) if two_sided else norm.sf(null_z),
+        pvalue_empirical=(1 + null.n_exceeding) / (1 + sets.n_null),
+        best_exceeding=null.best_exceeding,
+    )

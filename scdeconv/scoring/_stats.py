@@ -1,0 +1,62 @@
+"""Two-sample statistics from streamed moments, and the one Benjamini-Hochberg adjustment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class TwoGroupTest:
+    """Welch's t-test per element of arrays of group moments."""
+
+    effect: np.ndarray  # Cohen's d, positive where group 1 is higher
+    mean1: np.ndarray
+    mean2: np.ndarray
+    statistic: np.ndarray  # Welch's t
+    pvalue: np.ndarray  # two-sided
+
+
+def welch_from_moments(
+    sum1: np.ndarray, squares1: np.ndarray, n1: int, sum2: np.ndarray, squares2: np.ndarray, n2: int
+) -> TwoGroupTest:
+    """Welch's two-sided t-test from per-group sums and sums of squares (any shape, elementwise).
+
+    Sums and counts combine exactly across chunks of cells, so the test streams in bounded
+    memory where a rank test would need every cell's value. The effect size is Cohen's d with the
+    pooled standard deviation. Elements without spread in either group get ``effect = 0`` and
+    ``pvalue = 1`` when the means agree.
+    """
+    from scipy.stats import t as student_t
+
+    if n1 < 2 or n2 < 2:
+        raise ValueError(f"A two-group test needs at least 2 cells per group, got {n1} and {n2}.")
+    mean1, mean2 = sum1 / n1, sum2 / n2
+    var1 = np.maximum(squares1 - n1 * mean1**2, 0) / (n1 - 1)
+    var2 = np.maximum(squares2 - n2 * mean2**2, 0) / (n2 - 1)
+    se2 = var1 / n1 + var2 / n2
+    difference = mean1 - mean2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        statistic = np.where(se2 > 0, difference / np.sqrt(se2), 0.0)
+        df = np.where(se2 > 0, se2**2 / ((var1 / n1) ** 2 / (n1 - 1) + (var2 / n2) ** 2 / (n2 - 1)), 1.0)
+        pooled = np.sqrt(((n1 - 1) * var1 + (n2 - 1) * var2) / (n1 + n2 - 2))
+        effect = np.where(pooled > 0, difference / pooled, 0.0)
+    return TwoGroupTest(
+        effect=effect,
+        mean1=mean1,
+        mean2=mean2,
+        statistic=statistic,
+        pvalue=2 * student_t.sf(np.abs(statistic), np.maximum(df, 1.0)),
+    )
+
+
+def benjamini_hochberg(pvalues: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (FDR) of any-shaped array; NaNs are left out and kept."""
+    flat = np.asarray(pvalues, dtype=np.float64).ravel()
+    out = np.full_like(flat, np.nan)
+    valid = np.flatnonzero(~np.isnan(flat))
+    order = valid[np.argsort(flat[valid], kind="stable")]
+    ranked = flat[order] * len(order) / np.arange(1, len(order) + 1)
+    out[order] = np.minimum(np.minimum.accumulate(ranked[::-1])[::-1], 1.0)
+    return out.reshape(np.shape(pvalues))
