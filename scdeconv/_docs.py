@@ -27,14 +27,24 @@ DOCS = {
     show
         Show the figure; ``None`` shows it only in matplotlib's interactive mode.
     save
-        ``True`` writes ``sc.settings.figdir / "<function name>.<file_format_figs>"``;
-        a str or path writes that file.""",
+        As in scanpy: ``True`` writes ``sc.settings.figdir / "<plot name>.<file_format_figs>"``
+        (the plot name is the function's name, e.g. ``impact_heatmap``); a str is appended to
+        the plot name, ``save="_dot.png"`` writing ``figdir / "<plot name>_dot.png"`` (the
+        extension, when given, replaces ``sc.settings.file_format_figs``). A
+        :class:`pathlib.Path` (any :class:`os.PathLike`) is the exact file to write, relative to
+        the working directory (``.<file_format_figs>`` added when it has no extension). The file
+        written is logged (info).""",
     "show_save": """\
     show
         Show the figure; ``None`` shows it only in matplotlib's interactive mode.
     save
-        ``True`` writes ``sc.settings.figdir / "<function name>.<file_format_figs>"``;
-        a str or path writes that file.""",
+        As in scanpy: ``True`` writes ``sc.settings.figdir / "<plot name>.<file_format_figs>"``
+        (the plot name is the function's name, e.g. ``impact_heatmap``); a str is appended to
+        the plot name, ``save="_dot.png"`` writing ``figdir / "<plot name>_dot.png"`` (the
+        extension, when given, replaces ``sc.settings.file_format_figs``). A
+        :class:`pathlib.Path` (any :class:`os.PathLike`) is the exact file to write, relative to
+        the working directory (``.<file_format_figs>`` added when it has no extension). The file
+        written is logged (info).""",
 }
 
 

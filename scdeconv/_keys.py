@@ -11,6 +11,7 @@ STABILITY_KEY = "scdeconv_stability"  # adata.uns: node stability across seeds
 GSEA_KEY = "scdeconv_gsea"  # adata.uns: preranked GSEA of each node's gene ranking
 NODE_GENES_KEY = "scdeconv_node_genes"  # adata.uns: ranked genes per node
 SELECTED_KEY = "scdeconv_selected"  # adata.var: genes chosen by select_genes (and its uns record)
+HALLMARK_PREFIX = "HALLMARK_"  # dropped from gene-set labels by sd.pl (strip_prefix) and sd.get.activity
 
 
 def node_names(n_nodes: int) -> list[str]:

@@ -86,6 +86,39 @@ def tested_sets(adata: AnnData, *, key: str = GROUP_DIFF_KEY, n_rows: int = 10, 
     return rows
 
 
+# Median per-gene deviance explained below which the report warns that the model reconstructs
+# held-out cells hardly better than the null (each gene's average share of the cell's library).
+LOW_DEVIANCE_EXPLAINED = 0.05
+
+
+def reconstruction_lines(reconstruction) -> list[str]:
+    """Markdown lines on how well held-out cells are reconstructed, with a warning when barely better than the null."""
+    genes, cells = reconstruction["genes"], reconstruction["cells"]
+    explained = float(genes["deviance_explained"].median())
+    lines = [
+        "- Reconstruction of the held-out cells: median correlation per gene "
+        f"{genes['correlation'].median():.2f}, per cell {cells['correlation'].median():.2f}; median Poisson "
+        f"deviance explained per gene {explained:.2f}."
+    ]
+    if explained <= 0:
+        lines.append(
+            f"  **Warning:** a median deviance explained of {explained:.2f} means the model reconstructs the "
+            "held-out cells no better than a null that gives each gene its average share of the cell's library"
+            + (" (below 0: worse than it)" if explained < 0 else "")
+            + ". The representation has not yet learnt the genes' variation, so the impact scores below "
+            "describe an under-trained model: train longer (more epochs: `--max-epochs`, `max_epochs=`) or "
+            "on more cells before reading them."
+        )
+    elif explained < LOW_DEVIANCE_EXPLAINED:
+        lines.append(
+            f"  **Note:** a median deviance explained of {explained:.2f} is close to 0, the value of a null "
+            "that gives each gene its average share of the cell's library: the model reconstructs held-out "
+            "cells barely better than that. More epochs or more cells usually help; read the impact scores "
+            "with care."
+        )
+    return lines
+
+
 def write_report(
     adata: AnnData,
     path,
@@ -113,10 +146,7 @@ def write_report(
         f"{params['likelihood']} likelihood, orthogonality penalty {params['ortho_penalty']}.",
         f"- {params['n_epochs']} epochs (best {params['best_epoch']}, validation loss "
         f"{history['val_loss'].min():.4f}); {int(stats['dead'].sum())} dead nodes.",
-        "- Reconstruction of the held-out cells: median correlation per gene "
-        f"{model['reconstruction']['genes']['correlation'].median():.2f}, per cell "
-        f"{model['reconstruction']['cells']['correlation'].median():.2f}; median Poisson deviance explained per gene "
-        f"{model['reconstruction']['genes']['deviance_explained'].median():.2f}.",
+        *reconstruction_lines(model["reconstruction"]),
         f"- Impact: {impact['params']['method']} attributions, {SCORE_TEXT[impact['params']['score']]}; "
         f"{impact['impact'].shape[1]} gene sets ({impact['params']['gene_sets']}, {impact['params']['species']}).",
         "",

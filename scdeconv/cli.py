@@ -1,12 +1,46 @@
-"""Command line: ``scdeconv demo`` (bundled Paul15) and ``scdeconv run FILE.h5ad``."""
+"""Command line: ``scdeconv demo`` (bundled Paul15) and ``scdeconv run FILE.h5ad``.
+
+The parser's texts are plain (``--help`` prints them as they are); the library's error messages
+are printed as the library wrote them, followed by the command-line option of each library
+parameter they name (:data:`LIBRARY_OPTIONS`).
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 import time
 from pathlib import Path
+
+from . import __version__
+
+DESCRIPTION = (
+    "Train an autoencoder on single-cell RNA-seq counts and deconvolve it into gene programmes "
+    "(Kinalis et al. 2019): which gene sets drive each node of the representation, and which "
+    "separate two groups of cells. Writes the figures (panels a, c, d, e), report.md and the "
+    "AnnData with all results."
+)
+EPILOG = """\
+examples:
+  scdeconv demo --out demo_out
+  scdeconv run data.h5ad --groupby leiden --compare 3 rest --layer counts --out my_report
+  scdeconv run data.h5ad --groupby cell_type --compare "CD8 T" "CD4 T,Treg"
+
+Run "scdeconv demo -h" or "scdeconv run -h" for the options of a command.
+"""
+
+# Library parameter -> the option of a command that sets it. When a library error names one of
+# these parameters (``layer=``, ``species='mouse'``), the CLI adds which option that is.
+LIBRARY_OPTIONS = {
+    "layer": "--layer",
+    "gene_sets": "--gene-sets",
+    "species": "--species",
+    "mode": "--genes",
+    "max_epochs": "--max-epochs",
+    "seed": "--seed",
+}
 
 # The paper compared sorted populations (CMP CD41 vs Cebpe control) that this file lacks; these
 # cluster pools are the nearest stand-ins: CD41 (Itga2b) marks megakaryocyte-biased progenitors,
@@ -40,19 +74,57 @@ def _read(path: Path):
         ) from None
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's wrapping of paragraphs, except blocks with indented lines (the examples), kept as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        blocks = text.strip("\n").split("\n\n")
+        return "\n\n".join(
+            "\n".join(indent + line for line in block.splitlines())
+            if "\n " in block
+            else super(_HelpFormatter, self)._fill_text(block, width, indent)
+            for block in blocks
+        )
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="scdeconv", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="scdeconv", description=DESCRIPTION, epilog=EPILOG, formatter_class=_HelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(
+        dest="command", required=True, title="commands", metavar="{demo,run}", help="the pipeline to run"
+    )
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--max-epochs", type=int, default=200, help="training epochs at most (early stopping)")
-    common.add_argument("--seed", type=int, default=0)
-    common.add_argument("--quiet", action="store_true", help="no progress bars")
+    common.add_argument(
+        "--max-epochs",
+        type=int,
+        default=200,
+        help="training epochs at most; early stopping may end sooner (default: 200)",
+    )
+    common.add_argument("--seed", type=int, default=0, help="random seed of the training (default: 0)")
+    common.add_argument(
+        "--quiet", action="store_true", help="no progress bars and no info messages (warnings and errors only)"
+    )
 
-    demo = commands.add_parser("demo", parents=[common], help="the paper's figure on the bundled Paul15 data")
-    demo.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
+    demo = commands.add_parser(
+        "demo",
+        parents=[common],
+        help="the paper's figure on the bundled Paul15 data",
+        description="The whole pipeline on the bundled Paul et al. 2015 myeloid progenitors: "
+        "megakaryocyte/erythroid-biased progenitors (7MEP, 8Mk) against granulocyte-monocyte "
+        "progenitors and neutrophils (9GMP, 10GMP, 16Neu, 17Neu).",
+    )
+    demo.add_argument("--out", default="demo_out", help="output folder, created if missing (default: demo_out)")
 
-    run = commands.add_parser("run", parents=[common], help="the same pipeline on your .h5ad file")
-    run.add_argument("file", help="AnnData .h5ad with raw counts")
+    run = commands.add_parser(
+        "run",
+        parents=[common],
+        help="the same pipeline on your .h5ad file",
+        description="The whole pipeline on your AnnData file: gene selection, training, impact of the "
+        "gene sets on each node, and the comparison of two groups of cells.",
+    )
+    run.add_argument("file", help="AnnData .h5ad with raw counts (in X, or in the layer given by --layer)")
     run.add_argument("--groupby", required=True, help="obs column with the groups to compare")
     run.add_argument(
         "--compare",
@@ -61,17 +133,59 @@ def _parser() -> argparse.ArgumentParser:
         required=True,
         help="two groups; comma-separated categories are pooled; B may be 'rest'",
     )
-    run.add_argument("--out", default="scdeconv_out")
+    run.add_argument("--out", default="scdeconv_out", help="output folder, created if missing (default: scdeconv_out)")
     run.add_argument("--layer", default=None, help="layer with raw counts (default: X)")
-    run.add_argument("--gene-sets", default="hallmark", help="'hallmark' or a .gmt path")
-    run.add_argument("--species", choices=["human", "mouse"], default=None)
-    run.add_argument("--genes", choices=["geneset", "hvg", "all"], default="geneset", help="gene selection mode")
+    run.add_argument(
+        "--gene-sets",
+        default="hallmark",
+        help="'hallmark' (MSigDB Hallmark, bundled) or a .gmt path (default: hallmark)",
+    )
+    run.add_argument(
+        "--species",
+        choices=["human", "mouse"],
+        default=None,
+        help="species of the data's gene symbols (default: detected); human sets are translated to mouse",
+    )
+    run.add_argument(
+        "--genes",
+        choices=["geneset", "hvg", "all"],
+        default="geneset",
+        help="genes the model uses: those in some gene set (the paper), plus highly variable genes, or all "
+        "(default: geneset)",
+    )
     return parser
+
+
+def _option_hints(message: str, args: argparse.Namespace) -> str:
+    """Name the option of each library parameter that ``message`` mentions (``layer=`` -> ``--layer``).
+
+    Only options of the command that ran (those in ``args``) are named, from :data:`LIBRARY_OPTIONS`,
+    the CLI's own table; the library's message itself is left as it is.
+    """
+    named = [
+        (name, option)
+        for name, option in LIBRARY_OPTIONS.items()
+        if hasattr(args, option.removeprefix("--").replace("-", "_")) and re.search(rf"(?<![\w.]){name}=", message)
+    ]
+    if not named:
+        return ""
+    return " On the command line: " + ", ".join(f"{name}= is {option}" for name, option in named) + "."
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
+    # Our messages at info (warnings with --quiet), whatever scanpy's verbosity; other libraries' at warning.
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    package_logger = logging.getLogger("scdeconv")
+    level_before = package_logger.level
+    package_logger.setLevel(logging.WARNING if args.quiet else logging.INFO)
+    try:
+        return _main(args)
+    finally:
+        package_logger.setLevel(level_before)  # main() called from Python leaves the logger as it was
+
+
+def _main(args: argparse.Namespace) -> int:
     from . import datasets
     from ._pipeline import run_pipeline
 
@@ -109,8 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, KeyError, TypeError, FileNotFoundError, OSError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         message = " ".join(str(message).split())  # one line, whatever the exception held
-        message = message.replace("Pass `layer=`", "Pass `--layer`")  # the library's advice, in CLI words
-        print(f"scdeconv {args.command}: error: {message}", file=sys.stderr)
+        print(f"scdeconv {args.command}: error: {message}{_option_hints(message, args)}", file=sys.stderr)
         return 1
     total = time.perf_counter() - started
     print(f"Wrote figures, report.md and scdeconv_result.h5ad to {args.out}/ in {total:.1f} s.")

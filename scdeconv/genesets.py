@@ -234,7 +234,11 @@ def to_gene_sets(gene_sets: str | Path | Mapping | pd.DataFrame, *, species: Spe
         n_before = len({g for genes in sets.values() for g in genes})
         n_after = len({g for genes in translated.values() for g in genes})
         logger.info(
-            "Translated human gene sets to mouse by one-to-one orthologs: %d of %d genes have one.", n_after, n_before
+            "Translated human gene sets to mouse by one-to-one orthologs: %d of the %d distinct human genes "
+            "(over all %d sets) have one.",
+            n_after,
+            n_before,
+            len(sets),
         )
         sets = translated
     return sets
@@ -299,20 +303,28 @@ def match_gene_sets(
         )
     kept = sizes.loc[list(indices)]
     share = kept["n_present"] / kept["n_genes"].clip(lower=1)
+    covered = len(np.unique(np.concatenate(list(indices.values()))))
     logger.info(
-        "Matched %d gene sets to the data (case-insensitive): median %d of %d genes present per set (%.0f%%).",
+        "Matched %d gene sets (of %d) to the data's %d genes (case-insensitive; a set is kept with at least %d "
+        "of its genes present). Per kept set: median size %d genes (after any ortholog translation), median %d "
+        "present, median share present %.0f%%; %d distinct genes of the data are in some kept set.",
         len(kept),
-        int(kept["n_present"].median()),
+        len(sizes),
+        len(names),
+        min_size,
         int(kept["n_genes"].median()),
+        int(kept["n_present"].median()),
         100 * float(share.median()),
+        covered,
     )
     for name, row in sizes.iterrows():
-        logger.debug("gene set %s: %d of %d genes present", name, row["n_present"], row["n_genes"])
+        logger.debug("gene set %s: %d of its %d genes present", name, row["n_present"], row["n_genes"])
     if len(dropped):
         logger.info(
-            "Dropped %d gene sets with fewer than %d genes in the data (e.g. %s).",
+            "Dropped %d gene sets with fewer than %d genes among the data's %d (e.g. %s).",
             len(dropped),
             min_size,
+            len(names),
             ", ".join(map(str, dropped[:3])),
         )
     return indices, sizes

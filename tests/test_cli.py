@@ -58,8 +58,11 @@ def test_run_bad_input_fails_cleanly(small_file, tmp_path, capsys, args, message
 
 
 def test_run_missing_file(tmp_path, capsys):
+    import logging
+
     assert main(["run", str(tmp_path / "none.h5ad"), "--groupby", "g", "--compare", "a", "b"]) == 1
     assert "does not exist" in capsys.readouterr().err
+    assert logging.getLogger("scdeconv").level == logging.NOTSET  # main() leaves the logger as it found it
 
 
 def _fails_cleanly(argv, out, capsys, *messages):
@@ -96,7 +99,9 @@ def test_run_on_non_count_data(tmp_path, capsys):
     path = tmp_path / "lognorm.h5ad"
     adata.write_h5ad(path)
     argv = ["run", str(path), "--groupby", "group", "--compare", "ery", "mono"]
-    _fails_cleanly(argv, tmp_path / "out", capsys, "adata.X contains non-integer values", "--layer")
+    # The library's advice as it wrote it, then the CLI's own word for the parameter it names.
+    _fails_cleanly(argv, tmp_path / "out", capsys, "adata.X contains non-integer values", "`layer=`",
+                   "On the command line: layer= is --layer.")  # fmt: skip
     _fails_cleanly([*argv, "--layer", "raw"], tmp_path / "out", capsys, "Layer 'raw' not found", "['counts']")
 
 
@@ -115,3 +120,53 @@ def test_failure_while_writing_leaves_no_partial_output(small_file, tmp_path, ca
     _fails_cleanly(["run", str(small_file), "--groupby", "group", "--compare", "Ery", "rest"], out, capsys,
                    "disk full")  # fmt: skip
     assert not list(out.glob(".partial-*")) and np.array_equal(sorted(p.name for p in out.iterdir()), ["report.md"])
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip() == f"scdeconv {sd.__version__}"
+
+
+def _parsers():
+    import argparse
+
+    from scdeconv.cli import _parser
+
+    parser = _parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return {"scdeconv": parser, **{f"scdeconv {name}": sub for name, sub in commands.choices.items()}}
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["demo", "--help"], ["run", "--help"]], ids=" ".join)
+def test_help_is_plain_text(argv, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    assert "``" not in text and ":func:" not in text and "usage: scdeconv" in text
+    if argv == ["--help"]:
+        assert "--version" in text and "examples:" in text
+        assert "  scdeconv run data.h5ad --groupby leiden --compare 3 rest --layer counts --out my_report" in text
+
+
+def test_every_option_has_help():
+    for prog, parser in _parsers().items():
+        for action in parser._actions:
+            assert action.help, f"{prog} {action.option_strings or action.dest} has no help"
+
+
+def test_option_hints_come_from_the_cli_table():
+    import argparse
+
+    from scdeconv.cli import LIBRARY_OPTIONS, _option_hints
+
+    run = argparse.Namespace(layer=None, gene_sets="hallmark", species=None, genes="geneset", max_epochs=2, seed=0)
+    demo = argparse.Namespace(max_epochs=2, seed=0, out="demo_out")
+    message = "Not counts. Pass `layer=` naming the layer, or species='mouse'; adata.layers['counts'] = ..."
+    assert _option_hints(message, run) == " On the command line: layer= is --layer, species= is --species."
+    assert _option_hints(message, demo) == ""  # demo has neither option: nothing to map
+    assert _option_hints("min_size=3 is too large; sublayer= and adata.layer= are not parameters", run) == ""
+    run_options = {o for a in _parsers()["scdeconv run"]._actions for o in a.option_strings}
+    assert set(LIBRARY_OPTIONS.values()) <= run_options  # the table names only options that exist

@@ -1,5 +1,6 @@
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import pytest
 
 import scdeconv as sd
@@ -84,6 +85,13 @@ def test_node_genes_df_is_tidy(trained_adata):
         sd.get.node_genes_df(trained_adata, key="missing")
 
 
+def _umap_titles(act, color, **kwargs):
+    import scanpy as sc
+
+    ax = sc.pl.umap(act, color=color, show=False, **kwargs)
+    return [a.get_title() for a in (ax if isinstance(ax, list) else [ax])]
+
+
 def test_activity_works_with_scanpy_umap(trained_adata):
     import scanpy as sc
 
@@ -91,8 +99,33 @@ def test_activity_works_with_scanpy_umap(trained_adata):
     sc.pp.neighbors(act, use_rep="X_scdeconv", n_neighbors=10)
     sc.tl.umap(act, random_state=0)
     name = act.var_names[0]
-    ax = sc.pl.umap(act, color=[name, "group"], show=False)
-    titles = [a.get_title() for a in (ax if isinstance(ax, list) else [ax])]
-    assert name in titles and "group" in titles
+    assert name.startswith("HALLMARK_")
+    assert _umap_titles(act, [name, "group"]) == [name, "group"]
+    short = name.removeprefix("HALLMARK_")  # the label sd.pl shows
+    assert _umap_titles(act, short, gene_symbols="short_name") == [short]
     plt.close("all")
     assert "X_umap" not in trained_adata.obsm
+
+
+def test_activity_short_names_work_both_ways_in_scanpy(trained_adata):
+    full = sd.get.activity(trained_adata)
+    act = sd.get.activity(trained_adata, strip_prefix=True)
+    act.obsm["X_umap"] = trained_adata.obsm["X_scdeconv"][:, :2]  # any 2-d embedding will do
+    name = full.var_names[0]
+    short = name.removeprefix("HALLMARK_")
+    assert act.var_names[0] == short and list(act.var["gene_set"]) == list(full.var_names)
+    assert list(act.var["short_name"]) == list(full.var["short_name"]) == list(act.var_names)
+    np.testing.assert_array_equal(act.X, full.X)
+    assert _umap_titles(act, [short, "group"]) == [short, "group"]
+    assert _umap_titles(act, name, gene_symbols="gene_set") == [name]
+    np.testing.assert_array_equal(act[:, short].X, full[:, name].X)
+    plt.close("all")
+
+
+def test_activity_short_names_stay_unique():
+    from scdeconv.get._activity import short_names
+
+    names = pd.Index(["HALLMARK_A", "A", "HALLMARK_B", "TREG", "HALLMARK_C", "HALLMARK_HALLMARK_C"])
+    assert short_names(names) == ["HALLMARK_A", "A", "B", "TREG", "C", "HALLMARK_HALLMARK_C"]
+    names = pd.Index(["HALLMARK_X", "HALLMARK_HALLMARK_X"])  # both would be "X" / "HALLMARK_X"
+    assert len(set(short_names(names))) == 2

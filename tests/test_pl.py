@@ -262,22 +262,59 @@ def test_training_history(adata_model):
 # save and errors --------------------------------------------------------------------------------
 
 
-def test_save_writes_file(adata_impact, adata_model, tmp_path):
+@pytest.fixture
+def figdir(tmp_path):
+    """scanpy's figure folder and default format, set for one test (settings are metaclass properties)."""
     import scanpy as sc
 
-    path = tmp_path / "heat.png"
-    pl.impact_heatmap(adata_impact, show=False, save=str(path))
-    assert path.stat().st_size > 0
-    pl.training_history(adata_model, show=False, save=tmp_path / "history")  # no extension
-    assert (tmp_path / f"history.{sc.settings.file_format_figs}").exists()
-    figdir = sc.settings.figdir
-    sc.settings.figdir = tmp_path / "figures"
-    try:
+    names = ("figdir", "file_format_figs", "plot_suffix")
+    before = {name: getattr(sc.settings, name) for name in names}
+    sc.settings.figdir, sc.settings.file_format_figs, sc.settings.plot_suffix = tmp_path / "figures", "pdf", ""
+    yield tmp_path / "figures"
+    for name, value in before.items():
+        setattr(sc.settings, name, value)
+
+
+def test_save_true_and_str_follow_scanpy(adata_impact, adata_model, figdir, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="scdeconv"):
         pl.impact_heatmap(adata_impact, show=False, save=True)
-    finally:
-        sc.settings.figdir = figdir
-    assert list((tmp_path / "figures").glob("impact_heatmap*"))
+        pl.impact_heatmap(adata_impact, show=False, save="_dot.png")  # scanpy: figdir / "<plot>_dot.png"
+        pl.training_history(adata_model, show=False, save="_run2")  # no extension: file_format_figs
+    written = {p.name for p in figdir.iterdir()}
+    assert written == {"impact_heatmap.pdf", "impact_heatmap_dot.png", "training_history_run2.pdf"}
+    assert all(p.stat().st_size > 0 for p in figdir.iterdir())
+    assert f"Saved figure to {figdir / 'impact_heatmap_dot.png'}" in caplog.text
     assert plt.get_fignums() == []  # saved, not shown figures are closed
+
+
+def test_save_path_is_an_exact_file(adata_impact, adata_model, tmp_path, figdir):
+    path = tmp_path / "out" / "heat.png"
+    assert pl.impact_heatmap(adata_impact, show=False, save=path) is not None
+    assert path.stat().st_size > 0
+    pl.training_history(adata_model, show=False, save=tmp_path / "history")  # no extension: file_format_figs
+    assert (tmp_path / "history.pdf").exists()
+    assert not figdir.exists()
+
+
+def test_save_str_with_a_folder_says_to_pass_a_path(adata_impact, tmp_path, figdir):
+    with pytest.raises(ValueError, match=r"save=pathlib\.Path\("):
+        pl.impact_heatmap(adata_impact, show=False, save=str(tmp_path / "heat.png"))
+    assert not figdir.exists() and not (tmp_path / "heat.png").exists()
+
+
+def test_plot_suffix_and_scanpy_extension_rule(figdir):
+    import scanpy as sc
+
+    from scdeconv.pl._utils import _save_path
+
+    sc.settings.plot_suffix = "_v1"  # restored by the fixture
+    fig = plt.figure()
+    assert _save_path(True, "umap", fig) == figdir / "umap_v1.pdf"
+    assert _save_path("_dot.svg", "umap", fig) == figdir / "umap_dot_v1.svg"
+    assert _save_path("_dot.SVG", "umap", fig) == figdir / "umap_dot_v1.SVG"
+    assert _save_path("_cells.2", "umap", fig) == figdir / "umap_cells.2_v1.pdf"  # not a format: kept
 
 
 @pytest.mark.parametrize(

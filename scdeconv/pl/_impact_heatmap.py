@@ -15,14 +15,12 @@ from scipy.cluster.hierarchy import leaves_list, linkage
 
 from .._defaults import PANEL_D_THRESHOLD
 from .._docs import inject_docs
-from .._keys import IMPACT_KEY
+from .._keys import HALLMARK_PREFIX, IMPACT_KEY
 from .._results import stored_result
 from ..scoring import minmax_per_set, visible_nodes
 from ._utils import savefig_or_show
 
 __all__ = ["impact_heatmap"]
-
-_PREFIX = "HALLMARK_"
 
 
 def _leaf_order(values: np.ndarray) -> np.ndarray:
@@ -41,8 +39,8 @@ def _select_sets(columns: pd.Index, gene_sets: Sequence[str] | str) -> list[str]
     for name in gene_sets:
         if name in columns:
             chosen.append(name)
-        elif _PREFIX + name in columns:
-            chosen.append(_PREFIX + name)
+        elif HALLMARK_PREFIX + name in columns:
+            chosen.append(HALLMARK_PREFIX + name)
         else:
             unknown.append(name)
     if unknown:
@@ -100,7 +98,7 @@ def heatmap_table(
 
 def set_labels(names: Sequence[str], strip_prefix: bool) -> list[str]:
     """Tick labels of gene sets, ``"HALLMARK_"`` removed when ``strip_prefix``."""
-    return [n.removeprefix(_PREFIX) if strip_prefix else n for n in names]
+    return [n.removeprefix(HALLMARK_PREFIX) if strip_prefix else n for n in names]
 
 
 def default_figsize(table: pd.DataFrame, strip_prefix: bool = True) -> tuple[float, float]:

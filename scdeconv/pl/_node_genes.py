@@ -68,11 +68,7 @@ def node_genes(
         Figure size when a new figure is made.
     ax
         An Axes (one node) or a sequence of Axes (one per node) to draw into.
-    show
-        Show the figure; ``None`` shows it only in matplotlib's interactive mode.
-    save
-        ``True`` writes ``sc.settings.figdir / "<function name>.<file_format_figs>"``;
-        a str or path writes that file.
+    {show_save}
 
     Returns
     -------
