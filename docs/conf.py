@@ -235,6 +235,22 @@ def _unnest_paragraphs(app, doctree, docname):
         para.replace_self(blocks)
 
 
+_FIELD_ORDER = {"Parameters": 0, "Returns": 1, "Return type": 2}
+
+
+def _order_fields(app, doctree, docname):
+    """Parameters, Returns, Return type, then the rest (Raises, ...): where a method documents no
+    parameter, the types autodoc adds for them would otherwise come below the return type."""
+    for field_list in doctree.findall(nodes.field_list):
+        fields = [child for child in field_list.children if isinstance(child, nodes.field)]
+        if len(fields) != len(field_list.children):
+            continue
+        ordered = sorted(fields, key=lambda f: _FIELD_ORDER.get(f[0].astext().strip(), len(_FIELD_ORDER)))
+        if ordered != fields:
+            field_list.children = []
+            field_list.extend(ordered)
+
+
 class _HTMLTranslator(HTML5Translator):
     def image_size(self, node):
         atts = super().image_size(node)
@@ -251,5 +267,6 @@ def setup(app):
     app.connect("builder-inited", _copy_mathjax)
     app.connect("doctree-resolved", _size_images)
     app.connect("doctree-resolved", _unnest_paragraphs)
+    app.connect("doctree-resolved", _order_fields)
     for builder in ("html", "dirhtml", "singlehtml"):
         app.set_translator(builder, _HTMLTranslator, override=True)

@@ -12,6 +12,13 @@ def activity(adata: AnnData, key: str = ACTIVITY_KEY) -> AnnData:
     ``obsm`` are copied, so that ``sc.pl.umap(act, color="HALLMARK_HEME_METABOLISM")`` and
     ``sc.tl.rank_genes_groups(act, "cell_type")`` work directly.
 
+    Parameters
+    ----------
+    adata
+        Annotated data matrix with the per-cell activity of :func:`scdeconv.tl.module_impact`.
+    key
+        Key of the activity in ``adata.obsm`` (``activity_key`` of ``module_impact``).
+
     Returns
     -------
     A new AnnData; ``var_names`` are the gene-set names.
