@@ -131,6 +131,15 @@ def human_to_mouse(genes: Sequence[str]) -> list[str]:
     """Translate human gene symbols to mouse by Ensembl one-to-one orthologs.
 
     Genes without a one-to-one ortholog are dropped.
+
+    Parameters
+    ----------
+    genes
+        Human gene symbols, in their exact (upper) case, e.g. ``["GATA1", "SPI1"]``.
+
+    Returns
+    -------
+    The mouse symbols of the genes that have a one-to-one ortholog, in the order given.
     """
     table = _one_to_one_orthologs()
     return [table[g] for g in genes if g in table]
@@ -171,6 +180,13 @@ def detect_species(symbols: Sequence[str], *, min_matches: int = 10) -> Species 
 
     Human symbols are upper case (``GATA1``), mouse symbols are capitalised (``Gata1``), so the
     exact-case overlap with the human and the mouse Hallmark genes tells the two apart.
+
+    Parameters
+    ----------
+    symbols
+        Gene symbols, e.g. ``adata.var_names``.
+    min_matches
+        Fewest symbols that must match the Hallmark genes of a species for it to be called.
 
     Returns
     -------

@@ -1,13 +1,20 @@
-"""The API reference lists every public function (the docs build itself runs in CI: `make -C docs html`)."""
+"""The docs' content: the API reference lists every public function, and the quick start runs as printed.
+
+The built site itself is checked in test_docs_html.py (the build runs in CI: `make -C docs html`).
+"""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+import matplotlib.pyplot as plt
+import pytest
+
 import scdeconv as sd
 
 API_PAGE = Path(__file__).resolve().parent.parent / "docs" / "api.md"
+QUICKSTART = API_PAGE.parent / "quickstart.md"
 
 
 def test_api_reference_lists_every_public_function():
@@ -24,3 +31,27 @@ def test_docs_pages_exist_for_every_tutorial():
     index = (docs / "index.md").read_text()
     for notebook in (docs.parent / "tutorials").glob("*.ipynb"):
         assert f"tutorials/{notebook.stem}" in index, f"add {notebook.name} to the docs' tutorials toctree"
+
+
+def _python_blocks(markdown: str) -> list[tuple[int, str]]:
+    """The ```python blocks of a markdown page, with the line each one starts on."""
+    return [
+        (markdown[: m.start(1)].count("\n"), m.group(1))
+        for m in re.finditer(r"^```python\n(.*?)^```", markdown, flags=re.MULTILINE | re.DOTALL)
+    ]
+
+
+@pytest.mark.slow
+def test_quickstart_runs_as_printed(tmp_path, monkeypatch):
+    """Every python block of docs/quickstart.md, in order, verbatim (about two minutes on 2 cores)."""
+    blocks = _python_blocks(QUICKSTART.read_text())
+    assert blocks, "docs/quickstart.md has no python block"
+    monkeypatch.chdir(tmp_path)  # anything a step writes lands here
+    namespace: dict = {"__name__": "__quickstart__"}
+    for start, code in blocks:
+        # padded so that a traceback names the line of docs/quickstart.md
+        exec(compile("\n" * start + code, str(QUICKSTART), "exec"), namespace)
+    plt.close("all")
+    adata = namespace["adata"]
+    assert {"X_scdeconv", "X_umap", "scdeconv_activity"} <= set(adata.obsm)
+    assert {"scdeconv", "scdeconv_impact", "scdeconv_group_diff"} <= set(adata.uns)

@@ -54,6 +54,13 @@ def activity(adata: AnnData, key: str = ACTIVITY_KEY, *, strip_prefix: bool = Fa
         ``obsm[key]``, :func:`scdeconv.get.impact_df` and every ``uns`` table of scdeconv use, so
         that those tables index this AnnData as they are (``act[:, table["gene_set"]]``).
 
+    Parameters
+    ----------
+    adata
+        Annotated data matrix with the per-cell activity of :func:`scdeconv.tl.module_impact`.
+    key
+        Key of the activity in ``adata.obsm`` (``activity_key`` of ``module_impact``).
+
     Returns
     -------
     A new AnnData; ``var_names`` are the gene-set names, full or (``strip_prefix=True``) short;

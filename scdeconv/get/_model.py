@@ -9,6 +9,14 @@ from .._model_store import load_model
 def model(adata: AnnData, key: str = MODEL_KEY):
     """The trained :class:`scdeconv.Autoencoder` (a ``torch.nn.Module``) rebuilt from ``adata.uns[key]``.
 
+    Parameters
+    ----------
+    adata
+        Annotated data matrix with a model from :func:`scdeconv.tl.train_autoencoder` (also after
+        ``write_h5ad`` / ``read_h5ad``).
+    key
+        Key of the model in ``adata.uns``.
+
     Returns
     -------
     ``(module, genes)``: the model in eval mode on the CPU, and its input genes in order.
