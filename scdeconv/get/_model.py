@@ -1,12 +1,18 @@
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+import numpy as np
 from anndata import AnnData
 
 from .._keys import MODEL_KEY
 from .._model_store import load_model
 
+if TYPE_CHECKING:
+    from .._module.autoencoder import Autoencoder
 
-def model(adata: AnnData, key: str = MODEL_KEY):
+
+def model(adata: AnnData, key: str = MODEL_KEY) -> tuple[Autoencoder, np.ndarray]:
     """The trained :class:`scdeconv.Autoencoder` (a ``torch.nn.Module``) rebuilt from ``adata.uns[key]``.
 
     Parameters

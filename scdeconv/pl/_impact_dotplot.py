@@ -114,8 +114,10 @@ def impact_dotplot(
         Show these gene sets (full names, or without the ``HALLMARK_`` prefix).
     nodes
         Show these nodes (``"node_3"``, ...), in this order.
-    max_sets, max_nodes
-        At most this many rows and columns when chosen automatically.
+    max_sets
+        At most this many gene sets (rows) when they are chosen automatically.
+    max_nodes
+        At most this many nodes (columns) when they are chosen automatically.
     color
         ``uns`` table for the colour: ``"null_z"`` (default) or ``"impact"``.
     strip_prefix

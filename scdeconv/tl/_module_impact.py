@@ -189,8 +189,8 @@ def module_impact(
         ``n_cells``.
 
     and ``adata.obsm['scdeconv_activity' | activity_key]``: DataFrame cells x gene sets, the
-    per-cell activity (:func:`scdeconv.scoring.cell_activity`; NaN for cells not scored); :func:`scdeconv.get.activity`
-    returns it as an AnnData.
+    per-cell activity (see :doc:`/impact_score`, "Per-cell activity"; NaN for cells not scored);
+    :func:`scdeconv.get.activity` returns it as an AnnData.
 
     Examples
     --------

@@ -153,13 +153,22 @@ def train_autoencoder(
     size_factors
         Model counts as library size x predicted proportions (default); ``False`` uses the
         paper's direct Softplus output.
-    max_epochs, batch_size, lr, weight_decay
-        Optimisation; training stops early when the validation loss has not improved by a relative
-        ``min_delta`` for ``patience`` epochs, and the best epoch's weights are kept.
+    max_epochs
+        Most epochs; training stops early (see ``patience``) and keeps the best epoch's weights.
+    batch_size
+        Cells per minibatch.
+    lr
+        Learning rate.
+    weight_decay
+        Decoupled weight decay (AdamW) or L2 penalty (SGD).
     optimizer
         ``"adam"`` (AdamW) or ``"sgd"`` (Nesterov momentum 0.9, the original recipe).
     validation_fraction
         Cells held out for early stopping (paper: 5%).
+    patience
+        Epochs without improvement of the validation loss before training stops.
+    min_delta
+        Smallest relative decrease of the validation loss that counts as an improvement.
     seed
         Seeds initialisation, split and batch order; the same seed gives the same model on CPU.
     device
