@@ -6,6 +6,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from anndata import AnnData
@@ -43,23 +44,25 @@ def _figures(adata: AnnData, folder: Path, color: str | None) -> None:
         plt.close(figure)
 
 
-def run_pipeline(
-    adata: AnnData,
-    out: str | Path,
-    *,
-    groupby: str,
-    group1: str | Sequence[str],
-    group2: str | Sequence[str] = "rest",
-    dataset: str,
-    comparison_note: str = "",
-    layer: str | None = None,
-    gene_sets="hallmark",
-    species: str | None = None,
-    gene_mode: str = "geneset",
-    max_epochs: int = 200,
-    seed: int = 0,
-    progress: bool = True,
-) -> tuple[AnnData, dict[str, float]]:
+@dataclass(frozen=True)
+class PipelineSpec:
+    """What one pipeline run does: the comparison, the data's layer and gene sets, and training."""
+
+    groupby: str
+    group1: str | Sequence[str]
+    group2: str | Sequence[str] = "rest"
+    dataset: str = ""  # how the report names the data
+    comparison_note: str = ""  # why these groups (the demo's stand-ins for the paper's sorted populations)
+    layer: str | None = None
+    gene_sets: object = "hallmark"
+    species: str | None = None
+    gene_mode: str = "geneset"
+    max_epochs: int = 200
+    seed: int = 0
+    progress: bool = True
+
+
+def run_pipeline(adata: AnnData, out: str | Path, spec: PipelineSpec) -> tuple[AnnData, dict[str, float]]:
     """Select genes, train, score impact, compare groups, then write figures, report and h5ad to ``out``.
 
     Everything is computed before anything is written, and files are written into a temporary
@@ -74,21 +77,22 @@ def run_pipeline(
         timings[step] = now - start
         start = now
 
-    two_group_labels(adata, groupby, group1, group2)  # fail on bad groups before minutes of training
-    pp.select_genes(adata, gene_sets=gene_sets, mode=gene_mode, layer=layer, species=species)
+    progress = spec.progress
+    two_group_labels(adata, spec.groupby, spec.group1, spec.group2)  # fail on bad groups before training
+    pp.select_genes(adata, gene_sets=spec.gene_sets, mode=spec.gene_mode, layer=spec.layer, species=spec.species)
     lap("select genes")
-    tl.train_autoencoder(adata, layer=layer, max_epochs=max_epochs, seed=seed, progress=progress)
+    tl.train_autoencoder(adata, layer=spec.layer, max_epochs=spec.max_epochs, seed=spec.seed, progress=progress)
     lap("train")
-    tl.module_impact(adata, gene_sets=gene_sets, species=species, progress=progress)
+    tl.module_impact(adata, gene_sets=spec.gene_sets, species=spec.species, progress=progress)
     tl.node_genes(adata, n_top=10, progress=progress)
     lap("impact")
-    tl.group_diff(adata, groupby, group1, group2, progress=progress)
+    tl.group_diff(adata, spec.groupby, spec.group1, spec.group2, progress=progress)
     lap("group comparison")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out, prefix=".partial-") as staging:
         staging = Path(staging)
-        _figures(adata, staging, color=groupby)
+        _figures(adata, staging, color=spec.groupby)
         lap("figures")
         adata.write_h5ad(staging / "scdeconv_result.h5ad")
         lap("write h5ad")
@@ -96,8 +100,8 @@ def run_pipeline(
             adata,
             staging / "report.md",
             title="scdeconv report",
-            dataset=dataset,
-            comparison_note=comparison_note,
+            dataset=spec.dataset,
+            comparison_note=spec.comparison_note,
             figures={**FIGURES, "AnnData with all results": "scdeconv_result.h5ad"},
             timings=timings,
         )

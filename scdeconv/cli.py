@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(args: argparse.Namespace) -> int:
     from . import datasets
-    from ._pipeline import run_pipeline
+    from ._pipeline import PipelineSpec, run_pipeline
 
     started = time.perf_counter()
     try:
@@ -217,9 +217,8 @@ def _main(args: argparse.Namespace) -> int:
                 species=args.species,
                 gene_mode=args.genes,
             )
-        _, timings = run_pipeline(
-            adata, args.out, max_epochs=args.max_epochs, seed=args.seed, progress=not args.quiet, **options
-        )
+        spec = PipelineSpec(**options, max_epochs=args.max_epochs, seed=args.seed, progress=not args.quiet)
+        _, timings = run_pipeline(adata, args.out, spec)
     except (ValueError, KeyError, TypeError, FileNotFoundError, OSError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         message = " ".join(str(message).split())  # one line, whatever the exception held
