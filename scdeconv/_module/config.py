@@ -149,16 +149,7 @@ class ModelConfig:
         """A freshly initialised :class:`~scdeconv._module.autoencoder.Autoencoder` of this architecture."""
         from .autoencoder import Autoencoder
 
-        return Autoencoder(
-            n_genes,
-            n_latent=self.n_latent,
-            n_hidden=self.n_hidden,
-            softplus_beta=self.softplus_beta,
-            likelihood=self.likelihood,
-            size_factors=self.size_factors,
-            target_sum=self.target_sum,
-            generator=generator,
-        )
+        return Autoencoder(n_genes, **dataclasses.asdict(self), generator=generator)
 
 
 @dataclass(frozen=True)

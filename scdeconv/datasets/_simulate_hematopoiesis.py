@@ -9,6 +9,7 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
+from .._docs import inject_docs
 from .._logging import logger
 from ..genesets import hallmark
 from . import _simulate as sim
@@ -60,6 +61,7 @@ GENE_KINDS = ["hallmark", "novel", "xor", "filler"]
 MARKER_QUANTILES_Z = (0.0, 1.645)  # novel/XOR markers get baselines between the 50th and 95th percentile
 
 
+@inject_docs
 def simulate_hematopoiesis(
     n_cells: int = 2000,
     *,
@@ -149,16 +151,7 @@ def simulate_hematopoiesis(
         Share of genes that are synthetic fillers outside every gene set.
     n_smooth_factors
         Continuous per-cell factors (standard normal) loading on 20 % of background genes each.
-    library_median
-        Median expected UMIs per cell.
-    library_sigma
-        Standard deviation of log library size.
-    dispersion
-        Median negative-binomial dispersion ``phi`` (variance ``mu + phi mu^2``) over genes.
-    gene_mean_sigma
-        Standard deviation of log baseline gene means (their spread over genes).
-    seed
-        Seed of the local random generator; the same seed gives identical data.
+    {counts_model}
 
     Returns
     -------

@@ -6,12 +6,14 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from .._docs import inject_docs
 from .._logging import logger
 from . import _simulate as sim
 
 __all__ = ["simulate_xor"]
 
 
+@inject_docs
 def simulate_xor(
     n_cells: int = 1000,
     *,
@@ -60,16 +62,7 @@ def simulate_xor(
         Fold change of a module's genes where its rule holds.
     factor_prob
         Probability that a factor is on in a cell.
-    library_median
-        Median expected UMIs per cell.
-    library_sigma
-        Standard deviation of log library size.
-    dispersion
-        Median negative-binomial dispersion ``phi`` (variance ``mu + phi mu^2``) over genes.
-    gene_mean_sigma
-        Standard deviation of log baseline gene means.
-    seed
-        Seed of the local random generator; the same seed gives identical data.
+    {counts_model}
 
     Returns
     -------

@@ -5,11 +5,13 @@ from anndata import AnnData
 
 from .._choices import DiffLevel, check_choice
 from .._defaults import PANEL_E_THRESHOLD
+from .._docs import inject_docs
 from .._keys import GROUP_DIFF_KEY
 from .._results import stored_result
 from ..scoring import minmax_per_set
 
 
+@inject_docs
 def group_diff_df(
     adata: AnnData,
     key: str = GROUP_DIFF_KEY,
@@ -21,10 +23,7 @@ def group_diff_df(
 
     Parameters
     ----------
-    adata
-        AnnData with ``adata.uns[key]`` from :func:`scdeconv.tl.group_diff`.
-    key
-        ``uns`` key of the comparison.
+    {result:group_diff}
     threshold
         With ``level="node"``: keep (node, set) pairs whose whole-data scaled impact exceeds it
         (the paper's panel e shows differences above 0.85); ``0`` keeps all live pairs.

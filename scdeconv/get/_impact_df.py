@@ -3,11 +3,13 @@ from __future__ import annotations
 import pandas as pd
 from anndata import AnnData
 
+from .._docs import inject_docs
 from .._keys import IMPACT_KEY
 from .._results import stored_result
 from ..scoring import minmax_per_set
 
 
+@inject_docs
 def impact_df(adata: AnnData, key: str = IMPACT_KEY, *, drop_dead: bool = True) -> pd.DataFrame:
     """The impact table of :func:`scdeconv.tl.module_impact` as a tidy long DataFrame.
 
@@ -16,10 +18,7 @@ def impact_df(adata: AnnData, key: str = IMPACT_KEY, *, drop_dead: bool = True) 
 
     Parameters
     ----------
-    adata
-        AnnData with ``adata.uns[key]`` from :func:`scdeconv.tl.module_impact`.
-    key
-        ``uns`` key of the impact result.
+    {result:impact}
     drop_dead
         Leave out dead nodes (``node_stats["dead"]``).
 

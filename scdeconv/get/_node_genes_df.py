@@ -5,10 +5,12 @@ from collections.abc import Sequence
 import pandas as pd
 from anndata import AnnData
 
+from .._docs import inject_docs
 from .._keys import NODE_GENES_KEY
 from .._results import stored_result
 
 
+@inject_docs
 def node_genes_df(
     adata: AnnData, key: str = NODE_GENES_KEY, *, nodes: str | Sequence[str] | None = None
 ) -> pd.DataFrame:
@@ -18,10 +20,7 @@ def node_genes_df(
 
     Parameters
     ----------
-    adata
-        AnnData with ``adata.uns[key]`` from :func:`scdeconv.tl.node_genes`.
-    key
-        ``uns`` key of the ranking.
+    {result:node_genes}
     nodes
         A node (``"node_3"``) or list of nodes; ``None`` gives all.
 

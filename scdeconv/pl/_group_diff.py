@@ -39,6 +39,8 @@ def group_diff(
     adata: AnnData,
     *,
     key: str = GROUP_DIFF_KEY,
+    title: str | None = None,
+    figsize: tuple[float, float] | None = None,
     impact_key: str | None = None,
     threshold: float = PANEL_E_THRESHOLD,
     heatmap_threshold: float = PANEL_D_THRESHOLD,
@@ -49,8 +51,6 @@ def group_diff(
     strip_prefix: bool = True,
     cmap: str | Colormap = "RdBu_r",
     background_cmap: str | Colormap | None = None,
-    figsize: tuple[float, float] | None = None,
-    title: str | None = None,
     ax: Axes | None = None,
     show: bool | None = None,
     save: bool | str | os.PathLike | None = None,
@@ -65,10 +65,8 @@ def group_diff(
 
     Parameters
     ----------
-    adata
-        Annotated data matrix with ``adata.uns[key]`` from :func:`scdeconv.tl.group_diff`.
-    key
-        Key of the group comparison in ``adata.uns``.
+    {result:group_diff}
+    {figure}
     impact_key
         Key of the whole-data impact result; default the one recorded in
         ``adata.uns[key]["params"]["impact_key"]`` (else ``"scdeconv_impact"``).
@@ -94,10 +92,6 @@ def group_diff(
     background_cmap
         Colormap of the whole-data scaled impact underneath (limits 0..1); default light to
         dark grey, so that a white (no difference) overlaid cell stands out from the background.
-    figsize
-        Figure size when a new figure is made; default grows with the table.
-    title
-        Axes title; default ``"<group1> vs <group2>"`` from the recorded parameters.
     {ax_show_save}
 
     Returns

@@ -76,6 +76,8 @@ def impact_dotplot(
     adata: AnnData,
     *,
     key: str = IMPACT_KEY,
+    title: str | None = None,
+    figsize: tuple[float, float] | None = None,
     fdr: float = 0.05,
     gene_sets: Sequence[str] | str | None = None,
     nodes: Sequence[str] | None = None,
@@ -85,8 +87,6 @@ def impact_dotplot(
     strip_prefix: bool = True,
     cmap: str | Colormap = "RdBu_r",
     dot_max: float = 120.0,
-    figsize: tuple[float, float] | None = None,
-    title: str | None = None,
     ax: Axes | None = None,
     show: bool | None = None,
     save: bool | str | os.PathLike | None = None,
@@ -101,11 +101,8 @@ def impact_dotplot(
 
     Parameters
     ----------
-    adata
-        AnnData with ``adata.uns[key]`` from :func:`scdeconv.tl.module_impact` with its null
-        model (``score="enrichment"``, ``n_null > 0``).
-    key
-        ``uns`` key of the impact result.
+    {result:impact}
+    {figure}
     fdr
         Significance level: by default the plot shows the gene sets with some node at
         FDR <= ``fdr`` (best first by ``set_stats``) and the nodes significant for some shown
@@ -126,10 +123,6 @@ def impact_dotplot(
         Diverging colormap, centred at 0.
     dot_max
         Marker area (points^2) of the largest dot.
-    figsize
-        Figure size when a new figure is made.
-    title
-        Axes title.
     {ax_show_save}
 
     Returns

@@ -131,6 +131,8 @@ def impact_heatmap(
     adata: AnnData,
     *,
     key: str = IMPACT_KEY,
+    title: str | None = None,
+    figsize: tuple[float, float] | None = None,
     threshold: float = PANEL_D_THRESHOLD,
     drop_dead: bool = True,
     cluster: bool = True,
@@ -140,8 +142,6 @@ def impact_heatmap(
     fdr: float | None = None,
     only_significant: bool = False,
     cmap: str | Colormap = "viridis",
-    figsize: tuple[float, float] | None = None,
-    title: str | None = None,
     ax: Axes | None = None,
     show: bool | None = None,
     save: bool | str | os.PathLike | None = None,
@@ -154,10 +154,8 @@ def impact_heatmap(
 
     Parameters
     ----------
-    adata
-        Annotated data matrix with ``adata.uns[key]`` from :func:`scdeconv.tl.module_impact`.
-    key
-        Key of the impact result in ``adata.uns``.
+    {result:impact}
+    {figure}
     threshold
         Show only nodes with at least one scaled score above this value (paper: 0.7).
         ``0`` shows every node that has any non-minimal score.
@@ -179,10 +177,6 @@ def impact_heatmap(
         With ``fdr``, blank the cells that are not significant instead of marking the others.
     cmap
         Colormap of the scaled scores.
-    figsize
-        Figure size when a new figure is made; default grows with the table.
-    title
-        Axes title; default ``"gene-set impact per node"``.
     {ax_show_save}
 
     Returns

@@ -50,10 +50,7 @@ def node_genes(
 
     Parameters
     ----------
-    adata
-        AnnData with ``adata.uns[key]`` from :func:`scdeconv.tl.node_genes`.
-    key
-        ``uns`` key of the ranking.
+    {result:node_genes}
     nodes
         A node or list of nodes to show; ``None`` shows every ranked node.
     n_genes

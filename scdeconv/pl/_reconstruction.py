@@ -22,9 +22,9 @@ def reconstruction(
     adata: AnnData,
     *,
     key: str = MODEL_KEY,
-    bins: int = 40,
-    figsize: tuple[float, float] | None = None,
     title: str | None = None,
+    figsize: tuple[float, float] | None = None,
+    bins: int = 40,
     ax: Axes | None = None,
     show: bool | None = None,
     save: bool | str | os.PathLike | None = None,
@@ -43,12 +43,9 @@ def reconstruction(
         :func:`scdeconv.tl.train_autoencoder`.
     key
         Key of the model in ``adata.uns``.
+    {figure}
     bins
         Histogram bins over [-0.2, 1].
-    figsize
-        Figure size when a new figure is made.
-    title
-        Axes title; default ``"reconstruction of held-out cells"``.
     {ax_show_save}
 
     Returns

@@ -22,9 +22,9 @@ def training_history(
     adata: AnnData,
     *,
     key: str = MODEL_KEY,
-    log: bool = False,
-    figsize: tuple[float, float] | None = None,
     title: str | None = None,
+    figsize: tuple[float, float] | None = None,
+    log: bool = False,
     ax: Axes | None = None,
     show: bool | None = None,
     save: bool | str | os.PathLike | None = None,
@@ -33,17 +33,11 @@ def training_history(
 
     Parameters
     ----------
-    adata
-        Annotated data matrix with ``adata.uns[key]`` from :func:`scdeconv.tl.train_autoencoder`.
-    key
-        Key of the model in ``adata.uns``.
+    {result:model}
+    {figure}
     log
         Logarithmic y axis. The recorded losses are full negative log-likelihoods (``log(x!)``
         included) or squared errors, so they are never negative.
-    figsize
-        Figure size when a new figure is made.
-    title
-        Axes title; default ``"training history"``.
     {ax_show_save}
 
     Returns
