@@ -13,6 +13,12 @@ PANEL_E_THRESHOLD = 0.85
 DEAD_RELATIVE_STD = 1e-3
 # A node's active cells: those at or above this quantile of its activation (its top quarter).
 ACTIVE_QUANTILE = 0.75
+# A cell fires a node when its activation rises above the node's floor by this share of its range;
+# a node fired by fewer than MIN_ACTIVE_CELLS cells (or MIN_ACTIVE_FRACTION of them, if more)
+# describes too few cells to attribute any gene set or gene to it.
+FIRING_RANGE_FRACTION = 0.05
+MIN_ACTIVE_CELLS = 10
+MIN_ACTIVE_FRACTION = 0.005
 # Equal-count expression bins that gene z-scores and the null model match genes within.
 N_BINS = 10
 # Random expression-matched gene sets per (node, set) in the null model.

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from ._display import minmax_per_set, scaled_difference, visible_nodes
 from ._group_tests import activity_tests, node_set_tests
-from ._nodes import active_cells, node_statistics
+from ._nodes import active_cells, firing_cells, min_active_cells, node_statistics
 from ._null import CompetitiveTest, MatchedSets, NullModel, competitive_test, matched_null
 from ._profiles import (
     active_expression_shift,
@@ -48,9 +48,11 @@ __all__ = [
     "cell_activity",
     "competitive_test",
     "expression_bins",
+    "firing_cells",
     "impact_significance",
     "log_ratio",
     "matched_null",
+    "min_active_cells",
     "minmax_per_set",
     "node_set_tests",
     "node_statistics",

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .._defaults import ACTIVE_QUANTILE, DEAD_RELATIVE_STD
+from .._defaults import (
+    ACTIVE_QUANTILE,
+    DEAD_RELATIVE_STD,
+    FIRING_RANGE_FRACTION,
+    MIN_ACTIVE_CELLS,
+    MIN_ACTIVE_FRACTION,
+)
 
 
 def active_cells(latent: np.ndarray, quantile: float = ACTIVE_QUANTILE) -> np.ndarray:
@@ -18,13 +24,40 @@ def active_cells(latent: np.ndarray, quantile: float = ACTIVE_QUANTILE) -> np.nd
     return (latent >= np.quantile(latent, quantile, axis=0, keepdims=True)).astype(np.float64)
 
 
-def node_statistics(latent: np.ndarray, impact: pd.DataFrame) -> pd.DataFrame:
-    """Per node: activation spread over cells, largest impact, and whether it is dead.
+def firing_cells(latent: np.ndarray) -> np.ndarray:
+    """Per node, the cells that fire it: activation above its floor by ``FIRING_RANGE_FRACTION`` of its range."""
+    latent = np.asarray(latent, dtype=np.float64)
+    low, high = latent.min(axis=0), latent.max(axis=0)
+    return latent - low > FIRING_RANGE_FRACTION * (high - low)
 
-    A node is dead when its activation barely varies across cells (standard deviation at most
-    ``DEAD_RELATIVE_STD`` of the largest node's) or no gene set has any impact on it.
+
+def min_active_cells(n_cells: int) -> int:
+    """Fewest cells a node must fire in to be reported: ``MIN_ACTIVE_CELLS``, or ``MIN_ACTIVE_FRACTION`` of all."""
+    return int(max(MIN_ACTIVE_CELLS, np.ceil(MIN_ACTIVE_FRACTION * n_cells)))
+
+
+def node_statistics(latent: np.ndarray, impact: pd.DataFrame) -> pd.DataFrame:
+    """Per node: activation spread, cells it fires in, largest impact, and whether it can be reported.
+
+    ``status`` is ``"dead"`` when the activation barely varies across cells (standard deviation at
+    most ``DEAD_RELATIVE_STD`` of the largest node's) or no gene set has any impact on it;
+    ``"rare"`` when it fires in fewer than :func:`min_active_cells` cells (a node of two cells is
+    an outlier detector, not a programme); else ``"live"``. ``dead`` is ``status != "live"``:
+    neither dead nor rare nodes get statistics, gene sets or genes attributed.
     """
-    std = np.asarray(latent, dtype=np.float64).std(axis=0)
-    max_impact = impact.max(axis=1).to_numpy()
-    dead = (std <= DEAD_RELATIVE_STD * max(std.max(), 1e-12)) | (impact.to_numpy() == 0).all(axis=1)
-    return pd.DataFrame({"activation_std": std, "max_impact": max_impact, "dead": dead}, index=impact.index)
+    latent = np.asarray(latent, dtype=np.float64)
+    std = latent.std(axis=0)
+    n_firing = firing_cells(latent).sum(axis=0)
+    constant = (std <= DEAD_RELATIVE_STD * max(std.max(), 1e-12)) | (impact.to_numpy() == 0).all(axis=1)
+    rare = ~constant & (n_firing < min_active_cells(latent.shape[0]))
+    status = np.where(constant, "dead", np.where(rare, "rare", "live"))
+    return pd.DataFrame(
+        {
+            "activation_std": std,
+            "n_active": n_firing.astype(np.int64),
+            "max_impact": impact.max(axis=1).to_numpy(),
+            "status": status,
+            "dead": status != "live",
+        },
+        index=impact.index,
+    )

@@ -163,8 +163,11 @@ def module_impact(
     ``impact``
         DataFrame nodes (``node_0 ...``) x gene sets.
     ``node_stats``
-        DataFrame per node: ``activation_std``, ``max_impact``, ``dead`` (activation nearly
-        constant over cells; such nodes score 0 with ``score="enrichment"``).
+        DataFrame per node: ``activation_std``, ``n_active`` (cells that fire it), ``max_impact``,
+        ``status`` (``"dead"``: activation nearly constant over cells; ``"rare"``: fired by fewer
+        cells than :func:`scdeconv.scoring.min_active_cells`; else ``"live"``) and ``dead``
+        (not live). Nodes that are not live get no statistics and, with ``score="enrichment"``,
+        an impact of 0.
     ``gene_set_sizes``
         DataFrame per gene set: ``n_given`` (genes as given), ``n_genes`` (after ortholog
         translation, if any) and ``n_present`` (matched case-insensitively among the model's
