@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import time
@@ -60,6 +61,7 @@ class PipelineSpec:
     max_epochs: int = 200
     seed: int = 0
     progress: bool = True
+    checkpoint: str | None = None  # training checkpoint: resumed when it holds this run
 
 
 def run_pipeline(adata: AnnData, out: str | Path, spec: PipelineSpec) -> tuple[AnnData, dict[str, float]]:
@@ -81,7 +83,14 @@ def run_pipeline(adata: AnnData, out: str | Path, spec: PipelineSpec) -> tuple[A
     two_group_labels(adata, spec.groupby, spec.group1, spec.group2)  # fail on bad groups before training
     pp.select_genes(adata, gene_sets=spec.gene_sets, mode=spec.gene_mode, layer=spec.layer, species=spec.species)
     lap("select genes")
-    tl.train_autoencoder(adata, layer=spec.layer, max_epochs=spec.max_epochs, seed=spec.seed, progress=progress)
+    tl.train_autoencoder(
+        adata,
+        layer=spec.layer,
+        max_epochs=spec.max_epochs,
+        seed=spec.seed,
+        checkpoint=spec.checkpoint,
+        progress=progress,
+    )
     lap("train")
     tl.module_impact(adata, gene_sets=spec.gene_sets, species=spec.species, progress=progress)
     tl.node_genes(adata, n_top=10, progress=progress)
@@ -90,7 +99,8 @@ def run_pipeline(adata: AnnData, out: str | Path, spec: PipelineSpec) -> tuple[A
     lap("group comparison")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out, prefix=".partial-") as staging:
+    _remove_stale_staging(out)
+    with tempfile.TemporaryDirectory(dir=out, prefix=f"{_STAGING}{os.getpid()}-") as staging:
         staging = Path(staging)
         _figures(adata, staging, color=spec.groupby)
         lap("figures")
@@ -105,6 +115,27 @@ def run_pipeline(adata: AnnData, out: str | Path, spec: PipelineSpec) -> tuple[A
             figures={**FIGURES, "AnnData with all results": "scdeconv_result.h5ad"},
             timings=timings,
         )
-        for item in staging.iterdir():
-            shutil.move(str(item), out / item.name)
+        for item in staging.iterdir():  # each output appears under its name whole (a rename), or not at all
+            os.replace(item, out / item.name)
     return adata, timings
+
+
+_STAGING = ".partial-"  # outputs are written into out/.partial-<pid>-*/ and renamed into out/ at the end
+
+
+def _remove_stale_staging(out: Path) -> None:
+    """Remove staging folders that runs killed while writing left behind (their process is gone)."""
+    for folder in out.glob(f"{_STAGING}*"):
+        pid = folder.name.removeprefix(_STAGING).split("-", 1)[0]
+        if folder.is_dir() and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

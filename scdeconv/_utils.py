@@ -61,31 +61,6 @@ def _check_count_values(matrix, *, layer: str | None) -> None:
         )
 
 
-def check_no_empty(
-    matrix,
-    *,
-    layer: str | None,
-    cells: pd.Index,
-    genes: pd.Index,
-    sums: tuple[np.ndarray, np.ndarray] | None = None,
-) -> None:
-    """Raise if some cell or gene has no counts at all (``sums``: per-cell and per-gene totals, if known)."""
-    where = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
-    cell_totals, gene_totals = totals(matrix) if sums is None else sums
-    if (cell_totals == 0).any():
-        bad = cells[cell_totals == 0]
-        raise ValueError(
-            f"{len(bad)} cells have no counts in {where} over the selected genes (e.g. {list(bad[:3])}). "
-            "Remove them first, e.g. `sc.pp.filter_cells(adata, min_counts=1)` after gene selection."
-        )
-    if (gene_totals == 0).any():
-        bad = genes[gene_totals == 0]
-        raise ValueError(
-            f"{len(bad)} genes have no counts in {where} (e.g. {list(bad[:3])}). "
-            "Remove them first with `sd.pp.select_genes` or `sc.pp.filter_genes(adata, min_counts=1)`."
-        )
-
-
 def check_var_names(var_names: pd.Index) -> None:
     """Raise if gene symbols are missing or duplicated."""
     names = pd.Index(var_names).astype(str)

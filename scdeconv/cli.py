@@ -104,6 +104,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     common.add_argument("--seed", type=int, default=0, help="random seed of the training (default: 0)")
     common.add_argument(
+        "--checkpoint",
+        default=None,
+        metavar="FILE",
+        help="checkpoint training to FILE; rerunning the same command after a crash or kill resumes from it",
+    )
+    common.add_argument(
         "--quiet", action="store_true", help="no progress bars and no info messages (warnings and errors only)"
     )
 
@@ -217,7 +223,9 @@ def _main(args: argparse.Namespace) -> int:
                 species=args.species,
                 gene_mode=args.genes,
             )
-        spec = PipelineSpec(**options, max_epochs=args.max_epochs, seed=args.seed, progress=not args.quiet)
+        spec = PipelineSpec(
+            **options, max_epochs=args.max_epochs, seed=args.seed, checkpoint=args.checkpoint, progress=not args.quiet
+        )
         _, timings = run_pipeline(adata, args.out, spec)
     except (ValueError, KeyError, TypeError, FileNotFoundError, OSError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err

@@ -262,11 +262,24 @@ class TestErrors:
         with pytest.raises(ValueError, match="batch_size=500 exceeds"):
             sd.tl.train_autoencoder(counts_adata, batch_size=500, progress=False)
 
-    def test_empty_cells(self, counts_adata):
+    def test_cells_and_genes_without_counts_are_left_out(self, counts_adata, caplog):
+        # Everyday after subsetting a 10x matrix: the run goes on without them, says so, records it.
         counts_adata.X = counts_adata.X.toarray()
         counts_adata.X[7] = 0
-        with pytest.raises(ValueError, match=r"cells have no counts.*filter_cells"):
+        counts_adata.X[:, 5] = 0
+        empty_gene = counts_adata.var_names[5]
+        with caplog.at_level("INFO", logger="scdeconv"):
             sd.tl.train_autoencoder(counts_adata, **FAST)
+        params = counts_adata.uns["scdeconv"]["params"]
+        assert params["n_cells_without_counts"] == 1 and params["n_genes_without_counts"] == 1
+        assert empty_gene not in set(counts_adata.uns["scdeconv"]["var_names"])
+        assert len(counts_adata.uns["scdeconv"]["var_names"]) == counts_adata.n_vars - 1
+        assert "cell7" not in set(params["validation_cells"])
+        assert "Left out of training 1 of 120 cells and 1 genes without counts" in caplog.text
+        sd.tl.module_impact(counts_adata, n_null=50, progress=False)
+        activity = counts_adata.obsm["scdeconv_activity"]
+        assert activity.loc["cell7"].isna().all() and activity.drop(index="cell7").notna().all().all()
+        assert counts_adata.uns["scdeconv_impact"]["params"]["n_cells"] == 119
 
     def test_duplicated_symbols(self, counts_adata):
         counts_adata.var_names = ["Gata1"] * 2 + list(counts_adata.var_names[2:])

@@ -168,11 +168,15 @@ class FitConfig:
     # "chunks": visit windows of ``chunk_size`` consecutive cells in random order (contiguous reads).
     shuffle: Shuffle = "global"
     chunk_size: int = 10_000
+    # CPU threads; None: the CPUs this process may use that no other process is busy on, per epoch.
+    n_threads: int | None = field(default=None, metadata=none_as(0))
 
     def __post_init__(self):
         _validate_choices(self)
         for name in ("batch_size", "max_epochs", "patience", "chunk_size"):
             _positive(name, getattr(self, name))
+        if self.n_threads is not None:
+            _positive("n_threads", self.n_threads)
         _positive("lr", self.lr)
         for name in ("weight_decay", "ortho_penalty", "min_delta"):
             _positive(name, getattr(self, name), allow_zero=True)
@@ -189,3 +193,4 @@ class StreamOptions:
     batch_size: int | None = None
     device: str = "auto"
     progress: bool = True
+    n_threads: int | None = None  # CPU threads; None: the CPUs free now (see scdeconv._module.compute)

@@ -28,12 +28,16 @@ def embed(module: Autoencoder, counts, *, batch_size: int = 1024, device: torch.
 def input_means(
     module: Autoencoder, counts, *, batch_size: int = 1024, device: torch.device | str = "cpu"
 ) -> np.ndarray:
-    """Mean encoder input (log1p of library-normalised counts) of every gene over all cells."""
+    """Mean encoder input (log1p of library-normalised counts) of every gene over the cells with counts."""
     device = torch.device(device)
     total = torch.zeros(counts.shape[1], dtype=torch.float64, device=device)
+    n_cells = 0
     for rows in batches(counts.shape[0], batch_size):
-        total += module.prepare_input(dense_rows(counts, rows, device)).sum(dim=0, dtype=torch.float64)
-    return (total / max(counts.shape[0], 1)).cpu().numpy()
+        raw = dense_rows(counts, rows, device)
+        n_cells += int((raw.sum(dim=1) > 0).sum())
+        total += module.prepare_input(raw).sum(dim=0, dtype=torch.float64)  # cells without counts add 0
+        del raw  # not held while the next batch is read
+    return (total / max(n_cells, 1)).cpu().numpy()
 
 
 @torch.no_grad()

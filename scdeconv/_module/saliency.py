@@ -256,8 +256,11 @@ def stream_attributions(
     labels: np.ndarray,
     method: str = "grad_x_input",
     options: StreamOptions | None = None,
-) -> None:
-    """Feed the attributions of every labelled cell to ``reducers``, batch by batch.
+) -> np.ndarray:
+    """Feed the attributions of every labelled cell with counts to ``reducers``, batch by batch.
+
+    Returns the number of cells fed per group. Cells without any count are skipped (their input
+    carries nothing to attribute), as are cells labelled ``-1``.
 
     Parameters
     ----------
@@ -286,15 +289,29 @@ def stream_attributions(
     windows = counts.windows(rows) if hasattr(counts, "windows") else [(rows, None)]
     from tqdm import tqdm
 
-    with tqdm(total=len(rows), desc="saliency", unit="cell", disable=not options.progress) as bar:
+    from .compute import cpu_compute
+
+    fed = np.zeros(int(labels.max()) + 1 if len(rows) else 0, dtype=np.int64)
+    with (
+        tqdm(total=len(rows), desc="saliency", unit="cell", disable=not options.progress) as bar,
+        cpu_compute(device, options.n_threads),
+    ):
         for window, block in windows:
             for index in batches(len(window), size):
                 positions = window[index]
                 source, local = (counts, positions) if block is None else (block, index)
-                x = module.prepare_input(dense_rows(source, local, device).to(dtype))
-                batch = CellBatch(module, method, x, labels[positions], positions)
+                raw = dense_rows(source, local, device).to(dtype)
+                bar.update(len(positions))
+                with_counts = (raw.sum(dim=1) > 0).cpu().numpy()
+                if not with_counts.all():
+                    raw, positions = raw[torch.from_numpy(with_counts).to(device)], positions[with_counts]
+                    if len(positions) == 0:
+                        continue
+                batch = CellBatch(module, method, module.prepare_input(raw), labels[positions], positions)
+                del raw  # not held while the reducers run or the next batch is read
                 if full:
                     batch.magnitude  # noqa: B018 -- computed once, before the reducers share it
                 for reducer in reducers:
                     reducer.update(batch)
-                bar.update(len(positions))
+                fed += np.bincount(batch.labels, minlength=len(fed))
+    return fed

@@ -51,7 +51,7 @@ def impact_significance(
     set_pvalue = -np.expm1(int((~dead).sum()) * np.log1p(-norm.sf(best_z.to_numpy())))
     set_stats = pd.DataFrame(
         {
-            "best_node": live_z.idxmax(axis=0),
+            "best_node": live_z.idxmax(axis=0) if len(live_z) else pd.Series("", index=impact.columns),
             "null_z": best_z,
             "pvalue": set_pvalue,
             "pvalue_empirical": (1 + test.best_exceeding) / (1 + sets.n_null),

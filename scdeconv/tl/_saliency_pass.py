@@ -60,6 +60,8 @@ def saliency_pass(
 ) -> np.ndarray:
     """Stream every labelled cell's attributions into ``reducers``; return the number of cells per group.
 
+    Cells without counts are left out (and counted nowhere).
+
     Parameters
     ----------
     reducers
@@ -75,6 +77,5 @@ def saliency_pass(
 
     module, _ = load_model(adata, model_key)
     counts, _ = model_counts(adata, model_key, options.chunk_size)
-    labels = np.asarray(labels, dtype=np.int64)
-    stream_attributions(module, counts, reducers, labels=labels, method=method, options=options)
-    return np.bincount(labels[labels >= 0], minlength=n_groups)
+    fed = stream_attributions(module, counts, reducers, labels=np.asarray(labels), method=method, options=options)
+    return np.pad(fed, (0, n_groups - len(fed)))

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -14,7 +16,7 @@ from .._model_store import model_entry
 from .._module.config import FitConfig, ModelConfig, as_arguments, from_arguments, from_params, none_as, to_params
 from .._results import claim_obsm_key, claim_uns_key, result_kind
 from .._rows import DEFAULT_CHUNK_SIZE, ChunkedRows, sparse_rows
-from .._utils import check_counts, check_no_empty, check_not_backed_copy, check_var_names, count_matrix, totals
+from .._utils import check_counts, check_not_backed_copy, check_var_names, count_matrix, totals
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,36 @@ def _split(n_cells: int, validation_fraction: float, batch_size: int, rng: np.ra
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
+def _training_counts(adata: AnnData, layer: str | None, mask: np.ndarray, chunk_size: int):
+    """The selected genes' counts (checked), their genes and totals, with genes without any count left out."""
+    columns = np.flatnonzero(mask)
+    counts = count_matrix(adata, layer, columns, chunk_size=chunk_size)
+    check_counts(counts, layer=layer)
+    sums = totals(counts)  # one more pass when on disk; reused by the caller
+    if (sums[0] == 0).all():
+        where = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
+        raise ValueError(
+            f"No cell has any count in {where} over the {len(columns)} selected genes. Pass `layer=` naming the "
+            "layer with raw counts, or select other genes."
+        )
+    keep = sums[1] > 0
+    if not keep.all():
+        counts = count_matrix(adata, layer, columns[keep], chunk_size=chunk_size)
+        sums = (sums[0], sums[1][keep])
+    return counts, adata.var_names[columns[keep]], sums, int((~keep).sum())
+
+
+def _fingerprint(config: TrainingConfig, genes: pd.Index, cells: pd.Index, library: np.ndarray) -> dict:
+    """What a checkpoint must match to be resumed by this call: the configuration, genes and cells."""
+
+    def digest(values) -> str:
+        return hashlib.sha256("\n".join(map(str, values)).encode()).hexdigest()
+
+    params = {k: v for k, v in config.to_params().items() if k != "n_threads"}  # threads change no result
+    # The data first: a checkpoint of other cells is named as such, not by a parameter they changed.
+    return {"cells": digest(cells), "genes": digest(genes), "library_sizes": digest(library.tolist()), **params}
+
+
 def _embed_batch(counts) -> int:
     """Cells per forward pass: whole chunks when reading from disk (contiguous reads)."""
     return min(counts.chunk_size, 8192) if isinstance(counts, ChunkedRows) else 1024
@@ -119,6 +151,10 @@ def train_autoencoder(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     shuffle: ShuffleOption = "auto",
     distributed: bool = False,
+    n_threads: int | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int = 1,
+    checkpoint_minutes: float | None = 10.0,
     progress: bool = True,
     key_added: str = LATENT_KEY,
     copy: bool = False,
@@ -190,6 +226,19 @@ def train_autoencoder(
         processes with ``torchrun``, see :mod:`scdeconv.distributed`). Every rank must call this
         with the same data and arguments; each computes the gradient of its share of every
         minibatch, so the result matches single-process training up to float rounding.
+    n_threads
+        CPU threads. ``None`` (default): the CPUs this process may use (affinity, cgroup quota) that
+        no other process is busy on, re-read every epoch, so a shared machine does not make
+        training collapse. Results are bit-identical for the same thread count.
+    checkpoint
+        A file to checkpoint training to (HDF5 arrays, written atomically). When it exists and
+        holds a run of this same call (configuration, genes, cells), training resumes from it
+        exactly where it stopped; a checkpoint of another run is refused with what differs.
+    checkpoint_every
+        Write the checkpoint after every this many epochs (and when training ends).
+    checkpoint_minutes
+        Also write it between two minibatches when this many minutes have passed since the last
+        write (an epoch of a large data set takes minutes); ``None``: between epochs only.
     progress
         Show a progress bar over epochs.
     key_added
@@ -226,6 +275,7 @@ def train_autoencoder(
     arguments = dict(locals())  # the configuration, captured once (scvi-tools' _get_init_params)
     import torch
 
+    from .._module.checkpoint import Checkpoint
     from .._module.inference import embed, reconstruction_quality
     from .._module.training import fit, resolve_device
 
@@ -233,30 +283,36 @@ def train_autoencoder(
     check_choice("shuffle", shuffle, ShuffleOption)
     adata = adata.copy() if copy else adata
     check_var_names(adata.var_names)
-    mask = _gene_mask(adata, mask_var)
-    genes = adata.var_names[mask]
-    counts = count_matrix(adata, layer, np.flatnonzero(mask), chunk_size=chunk_size)
+    counts, genes, sums, n_empty_genes = _training_counts(adata, layer, _gene_mask(adata, mask_var), chunk_size)
     on_disk = isinstance(counts, ChunkedRows)
     arguments["shuffle"] = "chunks" if shuffle == "chunks" or (shuffle == "auto" and on_disk) else "global"
     config = TrainingConfig.from_arguments(arguments)  # validates every choice and range
-    check_counts(counts, layer=layer)
-    sums = totals(counts)  # one more pass when on disk; reused below
-    check_no_empty(counts, layer=layer, cells=adata.obs_names, genes=genes, sums=sums)
     model_key = model_key_for(key_added)
     ours = result_kind(adata.uns.get(model_key)) == "model"
     claim_obsm_key(adata, key_added, ours=ours, what="scdeconv representation")
     claim_uns_key(adata, model_key, "model")
 
-    rng = np.random.default_rng(seed)
-    train_rows, val_rows = _split(adata.n_obs, validation_fraction, batch_size, rng)
+    with_counts = np.flatnonzero(sums[0] > 0)  # cells without counts carry nothing to train on
+    if len(with_counts) < adata.n_obs or n_empty_genes:
+        logger.info(
+            "Left out of training %d of %d cells and %d genes without counts in the selected genes.",
+            adata.n_obs - len(with_counts),
+            adata.n_obs,
+            n_empty_genes,
+        )
+    train, val = _split(len(with_counts), validation_fraction, batch_size, np.random.default_rng(seed))
+    train_rows, val_rows = with_counts[train], with_counts[val]
     # Every cell's input is scaled to the training cells' median library size.
-    target_sum = float(np.median(sums[0][train_rows]))
-    config = TrainingConfig.from_arguments({**arguments, "target_sum": target_sum})
+    config = TrainingConfig.from_arguments({**arguments, "target_sum": float(np.median(sums[0][train_rows]))})
     module = config.model.build(len(genes), generator=torch.Generator().manual_seed(seed))
     device = resolve_device(device)
-    logger.info("Training on %d cells x %d genes (%s%s).", adata.n_obs, len(genes), device, ", on disk" * on_disk)
+    logger.info("Training on %d cells x %d genes (%s%s).", len(with_counts), len(genes), device, ", on disk" * on_disk)
     # On disk, the validation cells are read once and kept in memory as sparse counts.
     val_counts = sparse_rows(counts, val_rows) if on_disk else None
+    saver = None
+    if checkpoint is not None:
+        fingerprint = _fingerprint(config, genes, adata.obs_names, sums[0])
+        saver = Checkpoint(checkpoint, fingerprint, every_epochs=checkpoint_every, every_minutes=checkpoint_minutes)
     result = fit(
         module,
         counts,
@@ -267,6 +323,7 @@ def train_autoencoder(
         progress=progress,
         val_counts=val_counts,
         distributed=distributed,
+        checkpoint=saver,
     )
     params = {
         **config.to_params(),
@@ -274,6 +331,10 @@ def train_autoencoder(
         "n_epochs": len(result.epoch),
         "best_epoch": int(result.best_epoch),
         "stopped_early": bool(result.stopped_early),
+        "interrupted": bool(result.interrupted),
+        "resumed_from_epoch": int(result.resumed_from),
+        "n_cells_without_counts": int(adata.n_obs - len(with_counts)),
+        "n_genes_without_counts": int(n_empty_genes),
         "device": str(device),
         "validation_cells": adata.obs_names[val_rows].to_numpy(dtype=str),
     }
