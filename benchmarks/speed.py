@@ -1,30 +1,44 @@
-"""Speed, scale and memory of scdeconv, with its peers measured in the same run.
+"""Speed, scale and memory of scdeconv, with the physical references and the peers measured in the same run.
 
-Run: ``python benchmarks/speed.py`` (full), ``--smoke`` (tiny, for CI), ``--scale 10000,100000``
-(cells of the on-disk table; add 1000000 for the 1M-cell run), ``--copies 10,100`` (synthetic
-copies of Paul15), ``--epochs 2``, ``--no-scvi``.
+Run: ``python benchmarks/speed.py`` (CPU, everything but the 1M-cell file), ``--smoke`` (tiny, for
+CI), ``--scale 10000,100000,1000000`` (cells of the on-disk table), ``--copies 10`` (synthetic
+copies of Paul15), ``--epochs 20`` (epochs per engine on Paul15; the copies run ``--copy-epochs``),
+``--engines bare,scdeconv,scvi,drvi``, ``--device cuda`` (every engine on the GPU).
 
-Every measurement runs in its own subprocess, which reports its own peak RSS. Printed tables:
+Every measurement runs in its own subprocess with the same torch thread count (``--threads``,
+default: all CPUs of this process) and reports its own peak RSS. Sections:
 
-1. Paul15 (bundled, all genes with a count >= 3) and synthetic negative-binomial copies at 10x
-   and 100x the cells: seconds per training epoch of scdeconv (defaults: Poisson, orthogonality
-   penalty 0.05, batch 128) and of scvi-tools' LinearSCVI (same genes, 64 latent, batch 128,
-   same epochs); module_impact (all nodes x cells x 50 Hallmark sets, with its null model) vs a
-   bare batched-GEMM Jacobian of the same model; achieved GFLOP/s of training and of the
-   Jacobian vs a plain fp32 matmul measured in the same run; peak RSS of each.
-2. End to end on Paul15 (select genes, train to early stop, module_impact, group_diff; no plots).
-3. Scale: synthetic ``.h5ad`` files of N cells x 2,000 genes, opened backed (``X`` stays on disk),
-   train for a fixed number of epochs + module_impact: time and peak RSS.
-4. Accuracy: validation loss and planted-set AUPRC on the simulator for the fast path (float32,
-   batched) and a slow reference (float64, one cell per saliency batch, unbatched loss).
+``train``
+    Steady-state seconds per epoch (median of the epochs after the first) of the bare torch loop
+    (the practical limit), scdeconv, LinearSCVI and DRVI on Paul15 and its copies, each engine's
+    setup time apart, ratios to the bare loop and to scdeconv, and training GFLOP/s against a
+    plain fp32 matmul of the same run.
+``impact``
+    ``module_impact`` (every node x cell x Hallmark set, null model and per-cell activity) against
+    the bare exact Jacobian of the same model (batched GEMMs, under the same CPU settings).
+``checkpoint``
+    scdeconv's epoch time with a checkpoint written after every epoch, against none.
+``loaded``
+    scdeconv's epoch time on Paul15 while another process keeps one CPU busy: torch's default
+    threads against the package's automatic choice, each against the idle run.
+``e2e``
+    Paul15 end to end as a user runs it: select genes, train to early stop, module_impact,
+    group_diff, node_genes (no plots).
+``scale``
+    Synthetic backed ``.h5ad`` files of N cells x 2,000 genes (``X`` stays on disk): train for
+    ``--scale-epochs`` + module_impact, time and peak RSS.
+``accuracy``
+    The fast path (float32, batched) against a float64 one-cell-at-a-time reference.
 
-Timings depend on the machine and on its load at the time: compare ratios within one run.
+Timings depend on the machine and its load: the load average is printed with each section, and
+ratios are taken within one run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -35,85 +49,24 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve()
+sys.path.insert(0, str(HERE.parent))
+
+from _speed import data, engines  # noqa: E402
 
 
-# ----------------------------------------------------------------------------- data
-def paul15_counts():
-    import scdeconv as sd
-
-    adata = sd.datasets.paul15()
-    sd.pp.select_genes(adata, mode="all")
-    return adata[:, adata.var["scdeconv_selected"].to_numpy()].copy()
-
-
-def nb_copies(adata, factor: int, seed: int = 0, block: int = 10_000):
-    """``factor`` x the cells of ``adata``: negative-binomial counts around randomly drawn real cells."""
-    import anndata
-    from scipy import sparse
-
-    rng = np.random.default_rng(seed)
-    x = sparse.csr_matrix(adata.X, dtype=np.float64)
-    library = np.asarray(x.sum(axis=1)).ravel()
-    share = np.asarray(x.sum(axis=0)).ravel() / library.sum()
-    n = adata.n_obs * factor
-    pieces = []
-    for start in range(0, n, block):
-        src = rng.integers(0, adata.n_obs, min(block, n - start))
-        own = x[src].toarray() / library[src, None]
-        mu = library[src, None] * (0.7 * own + 0.3 * share)
-        pieces.append(sparse.csr_matrix(rng.poisson(rng.gamma(5.0, mu / 5.0)).astype(np.float32)))
-    out = anndata.AnnData(sparse.vstack(pieces, format="csr"))
-    out.var_names = adata.var_names
-    out.obs_names = [f"c{i}" for i in range(n)]
-    return out
-
-
-def write_synthetic_h5ad(path: Path, n_cells: int, n_genes: int = 2000, seed: int = 0, block: int = 20_000) -> None:
-    """Write N x G NB counts (Hallmark gene symbols) as a CSR ``.h5ad``, block by block (never whole in memory)."""
-    import h5py
-    import pandas as pd
-    from anndata.io import write_elem
-    from scipy import sparse
-
-    import scdeconv as sd
-
-    genes = sorted({g for s in sd.genesets.hallmark("human").values() for g in s})[:n_genes]
-    rng = np.random.default_rng(seed)
-    base = rng.lognormal(-1.5, 1.5, n_genes)
-    programs = rng.random((8, n_genes)) < 0.05  # 8 cell states with their own raised genes
-    with h5py.File(path, "w") as f:
-        f.attrs["encoding-type"], f.attrs["encoding-version"] = "anndata", "0.1.0"
-        write_elem(f, "obs", pd.DataFrame(index=pd.Index([f"c{i}" for i in range(n_cells)], dtype=str)))
-        write_elem(f, "var", pd.DataFrame(index=pd.Index(genes, dtype=str)))
-        for key in ("obsm", "varm", "layers", "obsp", "varp", "uns"):
-            write_elem(f, key, {})
-        g = f.create_group("X")
-        g.attrs["encoding-type"], g.attrs["encoding-version"] = "csr_matrix", "0.1.0"
-        g.attrs["shape"] = (n_cells, n_genes)
-        data = g.create_dataset("data", (0,), maxshape=(None,), dtype=np.float32, chunks=(1 << 18,))
-        indices = g.create_dataset("indices", (0,), maxshape=(None,), dtype=np.int32, chunks=(1 << 18,))
-        indptr = g.create_dataset("indptr", (n_cells + 1,), dtype=np.int64)
-        indptr[0], nnz = 0, 0
-        for start in range(0, n_cells, block):
-            m = min(block, n_cells - start)
-            state = rng.integers(0, 8, m)
-            mu = base * np.where(programs[state], 6.0, 1.0) * rng.lognormal(0, 0.4, (m, 1))
-            counts = rng.poisson(rng.gamma(3.0, mu / 3.0)).astype(np.float32)
-            counts[np.arange(m), rng.integers(0, n_genes, m)] += 1  # no empty cell
-            csr = sparse.csr_matrix(counts)
-            data.resize((nnz + csr.nnz,))
-            indices.resize((nnz + csr.nnz,))
-            data[nnz:], indices[nnz:] = csr.data, csr.indices
-            indptr[start + 1 : start + m + 1] = csr.indptr[1:] + nnz
-            nnz += csr.nnz
-
-
-# ----------------------------------------------------------------------------- workers
 def _macs(n_genes: int, hidden: int = 128, latent: int = 64) -> int:
     """Multiply-accumulates of one cell's forward pass through the default autoencoder."""
     return 2 * (n_genes * hidden + hidden * latent)
 
 
+def steady(seconds: list[float]) -> float | None:
+    """Median epoch after the first (warm-up); the only epoch when there is one."""
+    if not seconds:
+        return None
+    return float(np.median(seconds[1:] if len(seconds) > 1 else seconds))
+
+
+# ----------------------------------------------------------------------------- workers (one subprocess each)
 def work_matmul(spec: dict) -> dict:
     import torch
 
@@ -124,8 +77,7 @@ def work_matmul(spec: dict) -> dict:
     while time.perf_counter() - start < spec.get("seconds", 2.0):
         a @ b
         reps += 1
-    if device != "cpu":
-        torch.cuda.synchronize()
+    engines._sync(device)
     return {"gflops": 2 * n**3 * reps / (time.perf_counter() - start) / 1e9}
 
 
@@ -133,33 +85,13 @@ def work_train(spec: dict) -> dict:
     import anndata
 
     adata = anndata.read_h5ad(spec["path"])
-    epochs, n_train = spec["epochs"], int(adata.n_obs * 0.95)
-    if spec["engine"] == "scvi":
-        import scvi
-
-        scvi.settings.seed = 0
-        scvi.model.LinearSCVI.setup_anndata(adata)
-        model = scvi.model.LinearSCVI(adata, n_latent=64)
-        start = time.perf_counter()
-        model.train(max_epochs=epochs, batch_size=128, train_size=0.95, accelerator="cpu", devices=1,
-                    enable_progress_bar=False, early_stopping=False)  # fmt: skip
-        seconds = (time.perf_counter() - start) / epochs
-        return {"s_epoch": seconds}
-    import torch
-
-    from scdeconv._module.autoencoder import Autoencoder
-    from scdeconv._module.config import FitConfig
-    from scdeconv._module.training import fit
-
-    counts = adata.X.tocsr()
-    module = Autoencoder(adata.n_vars, generator=torch.Generator().manual_seed(0))
-    rows = np.random.default_rng(0).permutation(adata.n_obs)
-    start = time.perf_counter()
-    train, val = np.sort(rows[adata.n_obs - n_train :]), np.sort(rows[: adata.n_obs - n_train])
-    fit(module, counts, train_rows=train, val_rows=val, config=FitConfig(max_epochs=epochs, patience=epochs),
-        progress=False, device=spec.get("device", "cpu"))  # fmt: skip
-    seconds = (time.perf_counter() - start) / epochs
-    return {"s_epoch": seconds, "gflops": 3 * 2 * _macs(adata.n_vars) * n_train / seconds / 1e9}
+    options = {k: spec[k] for k in ("checkpoint", "auto_threads") if k in spec}
+    out = engines.ENGINES[spec["engine"]](adata, spec["epochs"], spec.get("device", "cpu"), **options)
+    epoch = steady(out["epoch_s"])
+    n_train = int(adata.n_obs * engines.TRAIN_FRACTION)
+    out["s_epoch"] = epoch
+    out["gflops"] = 3 * 2 * _macs(adata.n_vars) * n_train / epoch / 1e9 if epoch else None
+    return out
 
 
 def work_impact(spec: dict) -> dict:
@@ -173,18 +105,18 @@ def work_impact(spec: dict) -> dict:
 
     adata = anndata.read_h5ad(spec["path"])
     device = torch.device(spec.get("device", "cpu"))
-    sd.tl.train_autoencoder(adata, max_epochs=max(spec["epochs"], 1), progress=False, device=str(device))
+    sd.tl.train_autoencoder(adata, mask_var=None, max_epochs=max(spec["epochs"], 1), progress=False,
+                            device=str(device), n_threads=torch.get_num_threads())  # fmt: skip
     module, _ = load_model(adata)
     module.to(device)
     counts = adata.X.tocsr()
     size = default_chunk_size(module.n_latent, adata.n_vars)
-    start = time.perf_counter()
-    with torch.no_grad():
+    with torch.no_grad(), engines.cpu_settings(str(device)):
+        start = time.perf_counter()
         for rows in batches(adata.n_obs, size):  # the bare exact Jacobian, every node, cell and gene
             jacobian(module, module.prepare_input(dense_rows(counts, rows, device)), guided=False).abs_().sum(0)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    bare = time.perf_counter() - start
+        engines._sync(str(device))
+        bare = time.perf_counter() - start
     start = time.perf_counter()
     sd.tl.module_impact(adata, progress=False, device=str(device), n_null=spec.get("n_null", 1000))
     impact = time.perf_counter() - start
@@ -194,20 +126,25 @@ def work_impact(spec: dict) -> dict:
 
 
 def work_e2e(spec: dict) -> dict:
+    import torch
+
     import scdeconv as sd
 
+    device = spec.get("device", "cpu")
     adata = sd.datasets.paul15()
-    start = time.perf_counter()
+    steps, start = {}, time.perf_counter()
     sd.pp.select_genes(adata)
-    sd.tl.train_autoencoder(adata, progress=False, device=spec.get("device", "cpu"))
-    trained = time.perf_counter()
-    sd.tl.module_impact(adata, progress=False, device=spec.get("device", "cpu"))
-    scored = time.perf_counter()
+    sd.tl.train_autoencoder(adata, progress=False, device=device, n_threads=torch.get_num_threads())
+    steps["train_s"] = time.perf_counter() - start
+    sd.tl.module_impact(adata, progress=False, device=device)
+    steps["impact_s"] = time.perf_counter() - start - steps["train_s"]
     sd.tl.group_diff(adata, "paul15_clusters", ["7MEP", "8Mk"], ["9GMP", "10GMP", "16Neu", "17Neu"], progress=False,
-                     device=spec.get("device", "cpu"))  # fmt: skip
-    end = time.perf_counter()
-    return {"total_s": end - start, "train_s": trained - start, "impact_s": scored - trained,
-            "group_diff_s": end - scored, "epochs": int(adata.uns["scdeconv"]["params"]["n_epochs"])}  # fmt: skip
+                     device=device)  # fmt: skip
+    sd.tl.node_genes(adata, progress=False, device=device)
+    steps["total_s"] = time.perf_counter() - start
+    steps["epochs"] = int(adata.uns["scdeconv"]["params"]["n_epochs"])
+    steps["n_genes"] = len(adata.uns["scdeconv"]["var_names"])
+    return steps
 
 
 def work_scale(spec: dict) -> dict:
@@ -280,19 +217,16 @@ def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # KiB on Linux
 
 
-def run_worker(name: str, spec: dict, threads: int | None, inline: bool = False) -> dict:
-    """Run one measurement in a fresh process; it reports its results and its own peak RSS.
+def run_worker(name: str, spec: dict, threads: int, inline: bool = False) -> dict:
+    """Run one measurement in a fresh process with ``threads`` torch threads; it reports its own peak RSS.
 
-    ``inline`` runs it in this process instead (``--smoke``: no start-up per measurement; the RSS
-    is then this process's peak so far).
+    ``inline`` runs it in this process instead (``--smoke``: no start-up per measurement).
     """
     if inline:
         out = WORKERS[name](spec)
         out["rss_gb"] = peak_rss_gb()
         return out
-    cmd = [sys.executable, str(HERE), "--worker", name, "--spec", json.dumps(spec)]
-    if threads:
-        cmd += ["--threads", str(threads)]
+    cmd = [sys.executable, str(HERE), "--worker", name, "--spec", json.dumps(spec), "--threads", str(threads)]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         print(proc.stderr[-3000:], file=sys.stderr)
@@ -314,117 +248,107 @@ def table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--smoke", action="store_true", help="tiny run for CI (seconds)")
-    parser.add_argument("--copies", default="10,100", help="synthetic copies of Paul15 (x cells)")
-    parser.add_argument("--scale", default="10000,100000", help="cells of the on-disk runs (x 2,000 genes)")
-    parser.add_argument("--epochs", type=int, default=2, help="epochs timed per training run")
-    parser.add_argument("--scale-epochs", type=int, default=1, help="epochs of each on-disk training run")
-    parser.add_argument("--no-scvi", action="store_true", help="skip LinearSCVI")
-    parser.add_argument("--sections", default="train,e2e,scale,accuracy", help="tables to print (default: all)")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads per worker (default: torch's)")
-    parser.add_argument("--device", default="cpu", help="torch device of the scdeconv runs (cpu, cuda)")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
-    parser.add_argument("--spec", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.worker:
-        if args.threads:
-            import torch
-
-            torch.set_num_threads(args.threads)
-        out = WORKERS[args.worker](json.loads(args.spec))
-        out["rss_gb"] = peak_rss_gb()
-        print(json.dumps(out))
-        return
-    run_all(args)
+def load() -> str:
+    return "load average " + " / ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
-def run_all(args) -> None:
-    import scdeconv as sd
+def _ratio(a, b):
+    return a / b if a and b else None
 
-    try:
-        import scvi  # noqa: F401
 
-        has_scvi = not args.no_scvi and not args.smoke
-    except ImportError:
-        has_scvi = False
-    tmp = Path(tempfile.mkdtemp(prefix="scdeconv_speed_"))
-    w = lambda name, **spec: run_worker(name, {"device": args.device, **spec}, args.threads, inline=args.smoke)  # noqa: E731
-    print("Timings depend on this machine and its load when run; ratios are measured in the same run.")
-    import torch
+def _pct(gflops, matmul):
+    return 100 * gflops / matmul["gflops"] if gflops and matmul.get("gflops") else None
 
-    name = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU, {torch.get_num_threads()} threads"
-    print(f"scdeconv device: {args.device} ({name}); LinearSCVI on CPU\n")
-    matmul = w("matmul", n=512 if args.smoke else 2048, seconds=0.5 if args.smoke else 3.0)
-    print(f"fp32 matmul: {fmt(matmul.get('gflops'), 1)} GFLOP/s\n", flush=True)
 
-    sections = set(args.sections.split(","))
-    base = paul15_counts()
-    if "train" not in sections:
-        copies = None
-    elif args.smoke:
-        base = base[:300].copy()
-        base = base[:, np.asarray(base.X.sum(axis=0)).ravel() > 0].copy()
-        copies = []
-    else:
-        copies = [int(c) for c in args.copies.split(",") if c]
+# ----------------------------------------------------------------------------- sections
+def section_train(args, w, sets, matmul) -> dict:
+    """Per data set and engine: steady-state epoch, setup, ratios. Returns the scdeconv Paul15 epoch (idle)."""
+    engine_names = [e for e in args.engines.split(",") if e]
+    skipped = [reason for e in engine_names if (reason := engines.available(e))]
+    engine_names = [e for e in engine_names if not engines.available(e)]
+    print(f"\nTraining, steady state ({load()}); {'; '.join(skipped) or 'all engines present'}")
+    header = ["data", "cells x genes", "epochs", "engine", "s/epoch", "setup s", "x bare loop", "scdeconv speed-up",
+              "% matmul", "RSS GB"]  # fmt: skip
+    rows, idle = [], {}
+    for label, path, n_cells, n_genes, epochs in sets:
+        results = {e: w("train", path=path, engine=e, epochs=epochs) for e in engine_names}
+        ours = results.get("scdeconv", {}).get("s_epoch")
+        bare = results.get("bare", {}).get("s_epoch")
+        for e, r in results.items():
+            rows.append([label, f"{n_cells} x {n_genes}", epochs, e, r.get("s_epoch"), r.get("setup_s"),
+                         _ratio(r.get("s_epoch"), bare), _ratio(r.get("s_epoch"), ours) if e != "scdeconv" else None,
+                         _pct(r.get("gflops"), matmul), r.get("rss_gb")])  # fmt: skip
+        idle[label] = ours
+    print(table(header, rows))
+    print("x bare loop: an engine's epoch over the bare torch loop's (target for scdeconv: <= 1.3); scdeconv")
+    print("speed-up: the engine's epoch over scdeconv's (target for LinearSCVI: >= 4).")
+    return idle
+
+
+def section_impact(args, w, sets) -> None:
+    print(f"\nmodule_impact vs the bare exact Jacobian ({load()}; target <= 1.5x)")
     rows = []
-    for factor in [] if copies is None else [1, *copies]:
-        data = base if factor == 1 else nb_copies(base, factor)
-        path = tmp / f"paul15_x{factor}.h5ad"
-        data.write_h5ad(path)
-        epochs = 1 if args.smoke else args.epochs
-        ours = w("train", path=str(path), engine="scdeconv", epochs=epochs)
-        peer = w("train", path=str(path), engine="scvi", epochs=epochs) if has_scvi else {}
-        if args.smoke:
-            impact = w("impact", path=str(path), epochs=1, n_null=50)
-        else:
-            impact = w("impact", path=str(path), epochs=1) if factor <= 10 else {}
-        rows.append([f"Paul15 x{factor}", f"{data.n_obs} x {data.n_vars}", ours.get("s_epoch"), peer.get("s_epoch"),
-                     _ratio(peer.get("s_epoch"), ours.get("s_epoch")), _pct(ours.get("gflops"), matmul),
-                     ours.get("rss_gb"), peer.get("rss_gb"), impact.get("impact_s"), impact.get("jacobian_s"),
-                     _ratio(impact.get("impact_s"), impact.get("jacobian_s")), _pct(impact.get("gflops"), matmul),
-                     impact.get("rss_gb")])  # fmt: skip
-        del data
-    if rows:
-        print("Training per epoch (target: >= 4x faster than LinearSCVI) and module_impact, all nodes x cells x")
-        print("Hallmark sets with null model (target: <= 2x the bare Jacobian); % of matmul GFLOP/s (target >= 40%)")
-        print(table(["data", "cells x genes", "scdeconv s/epoch", "LinearSCVI s/epoch", "speed-up", "train % matmul",
-                 "train RSS GB", "scvi RSS GB", "impact s", "Jacobian s", "impact / Jacobian", "Jacobian % matmul",
-                 "impact RSS GB"], rows))  # fmt: skip
+    for label, path, *_ in sets[: 1 if args.smoke else 2]:
+        r = w("impact", path=path, epochs=1, n_null=50 if args.smoke else 1000)
+        rows.append([label, r.get("n_sets"), r.get("jacobian_s"), r.get("impact_s"),
+                     _ratio(r.get("impact_s"), r.get("jacobian_s")), r.get("rss_gb")])  # fmt: skip
+    print(table(["data", "sets", "Jacobian s", "module_impact s", "impact / Jacobian", "RSS GB"], rows))
 
-    if not args.smoke and "e2e" in sections:
-        e2e = w("e2e")
-        print("\nEnd to end on Paul15 (select genes, train to early stop, impact, group_diff; target < 20 s)")
-        print(table(["total s", "train s", "epochs", "impact s", "group_diff s", "RSS GB"],
-                    [[e2e.get("total_s"), e2e.get("train_s"), e2e.get("epochs"), e2e.get("impact_s"),
-                      e2e.get("group_diff_s"), e2e.get("rss_gb")]]))  # fmt: skip
 
+def section_checkpoint(args, w, sets, tmp: Path) -> None:
+    print(f"\nCheckpoint after every epoch vs none ({load()}; target overhead < 5%)")
+    rows = []
+    for label, path, _, _, epochs in sets:
+        plain = w("train", path=path, engine="scdeconv", epochs=epochs)
+        saved = w("train", path=path, engine="scdeconv", epochs=epochs, checkpoint=str(tmp / f"{label}.ckpt"))
+        rows.append([label, plain.get("s_epoch"), saved.get("s_epoch"),
+                     100 * (_ratio(saved.get("s_epoch"), plain.get("s_epoch")) or np.nan) - 100])  # fmt: skip
+    print(table(["data", "s/epoch, none", "s/epoch, every epoch", "overhead %"], rows))
+
+
+def section_loaded(args, w, sets, idle: dict) -> None:
+    label, path, _, _, epochs = sets[0]
+    print(f"\nOn a busy machine: {label} while another process keeps one CPU busy ({load()})")
+    busy = subprocess.Popen([sys.executable, "-c", "x = 0\nwhile True:\n    x += 1"])
+    try:
+        time.sleep(1.0)
+        default = w("train", path=path, engine="scdeconv", epochs=epochs)  # torch's threads, fixed
+        auto = w("train", path=path, engine="scdeconv", epochs=epochs, auto_threads=True)
+    finally:
+        busy.kill()
+    quiet = idle.get(label)
+    rows = [["torch default threads", default.get("s_epoch"), _ratio(default.get("s_epoch"), quiet)],
+            ["n_threads=None (free CPUs)", auto.get("s_epoch"), _ratio(auto.get("s_epoch"), quiet)]]  # fmt: skip
+    print(table(["threads", "s/epoch, loaded", "loaded / idle (target <= 2.5)"], rows))
+
+
+def section_e2e(args, w) -> None:
+    r = w("e2e")
+    print(f"\nEnd to end on Paul15 ({load()}; select genes, train to early stop, impact, group_diff, node_genes;"
+          " target < 8 s)")  # fmt: skip
+    print(table(["total s", "train s", "epochs", "genes", "impact s", "RSS GB"],
+                [[r.get("total_s"), r.get("train_s"), r.get("epochs"), r.get("n_genes"), r.get("impact_s"),
+                  r.get("rss_gb")]]))  # fmt: skip
+
+
+def section_scale(args, w, tmp: Path) -> None:
     sizes = [2000] if args.smoke else [int(s) for s in args.scale.split(",") if s]
-    sizes = sizes if "scale" in sections else []
     header = ["cells", "file GB", "train s", "impact s", "total s", "s per 1M cells (linear)", "peak RSS GB"]
-    if sizes:
-        print(f"\nFrom disk (backed .h5ad, X streamed in chunks): train {args.scale_epochs} epoch(s) + module_impact")
-        print(table(header, []), flush=True)
-    last = None
+    print(f"\nFrom disk (backed .h5ad, X streamed in chunks): train {args.scale_epochs} epoch(s) + module_impact"
+          f" ({load()})")  # fmt: skip
+    print(table(header, []), flush=True)
     for n in sizes:
         path = tmp / f"synthetic_{n}.h5ad"
-        write_synthetic_h5ad(path, n, n_genes=200 if args.smoke else 2000)
+        data.write_synthetic_h5ad(path, n, n_genes=200 if args.smoke else 2000)
         res = w("scale", path=str(path), epochs=args.scale_epochs, n_null=20 if args.smoke else 200)
         total = (res.get("train_s") or np.nan) + (res.get("impact_s") or np.nan)
-        last = [n, f"{path.stat().st_size / 1e9:.2f}", res.get("train_s"), res.get("impact_s"), total,
-                total / n * 1e6, res.get("rss_gb")]  # fmt: skip
-        print(table(header, [last]).splitlines()[-1], flush=True)
+        row = [n, f"{path.stat().st_size / 1e9:.2f}", res.get("train_s"), res.get("impact_s"), total,
+               total / n * 1e6, res.get("rss_gb")]  # fmt: skip
+        print(table(header, [row]).splitlines()[-1], flush=True)
         path.unlink()
-    if last is not None and not args.smoke and max(sizes) < 1_000_000:
-        print(
-            f"EXTRAPOLATION (not measured): 1,000,000 cells ~ {last[4] * 1e6 / last[0] / 60:.1f} min, "
-            f"linear in cells from the {last[0]}-cell run; RSS stays near {fmt(last[6])} GB (chunked)."
-        )
 
-    if "accuracy" not in sections:
-        return
+
+def section_accuracy(args, w) -> None:
     acc = w("accuracy", cells=300 if args.smoke else 1500, genes=500 if args.smoke else 2000,
             epochs=3 if args.smoke else 60)  # fmt: skip
     print("\nFast path (float32, batched) vs reference (float64, unbatched) on the simulator")
@@ -434,15 +358,76 @@ def run_all(args) -> None:
     same_loss = abs(acc["fast_val"] - acc["ref_val"]) <= 1e-4 * abs(acc["ref_val"])
     agree = same_loss and abs(acc["fast_auprc"] - acc["ref_auprc"]) < 1e-6
     print(f"max |impact difference| / max |impact|: {acc['impact_rel_diff']:.2e}; agree: {agree}")
-    _ = sd  # imported for its side effect of failing early when the package is broken
 
 
-def _ratio(a, b):
-    return a / b if a and b else None
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--smoke", action="store_true", help="tiny run for CI (seconds)")
+    parser.add_argument("--copies", default="10", help="synthetic copies of Paul15 (x cells), comma-separated")
+    parser.add_argument("--epochs", type=int, default=20, help="epochs per engine on Paul15 (median after the first)")
+    parser.add_argument("--copy-epochs", type=int, default=6, help="epochs per engine on the copies")
+    parser.add_argument("--engines", default="bare,scdeconv,scvi,drvi", help="training engines to time")
+    parser.add_argument("--scale", default="10000,100000", help="cells of the on-disk runs (x 2,000 genes)")
+    parser.add_argument("--scale-epochs", type=int, default=1, help="epochs of each on-disk training run")
+    parser.add_argument("--sections", default="train,impact,checkpoint,loaded,e2e,scale,accuracy",
+                        help="sections to run (default: all)")  # fmt: skip
+    parser.add_argument("--threads", type=int, default=None, help="torch threads of every worker (default: all CPUs)")
+    parser.add_argument("--device", default="cpu", help="torch device of every engine (cpu, cuda)")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--spec", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        import torch
+
+        torch.set_num_threads(args.threads)
+        out = WORKERS[args.worker](json.loads(args.spec))
+        out["rss_gb"] = peak_rss_gb()
+        print(json.dumps(out))
+        return
+    run_all(args)
 
 
-def _pct(gflops, matmul):
-    return 100 * gflops / matmul["gflops"] if gflops and matmul.get("gflops") else None
+def run_all(args) -> None:
+    import torch
+
+    from scdeconv._module.compute import available_cpus
+
+    threads = args.threads or available_cpus()
+    if args.smoke:
+        args.engines = "bare,scdeconv"
+    tmp = Path(tempfile.mkdtemp(prefix="scdeconv_speed_"))
+    w = lambda name, **spec: run_worker(name, {"device": args.device, **spec}, threads, inline=args.smoke)  # noqa: E731
+    device = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU, {threads} threads per worker"
+    print(f"Device: {args.device} ({device}); {os.cpu_count()} CPUs; {load()}. Ratios are within this run.")
+    matmul = w("matmul", n=512 if args.smoke else 2048, seconds=0.5 if args.smoke else 3.0)
+    print(f"fp32 matmul: {fmt(matmul.get('gflops'), 1)} GFLOP/s", flush=True)
+
+    sections = set(args.sections.split(","))
+    base = data.paul15_counts()
+    if args.smoke:
+        base = base[:300].copy()
+        base = base[:, np.asarray(base.X.sum(axis=0)).ravel() > 0].copy()
+    sets = []
+    factors = [1] if args.smoke else [1, *(int(c) for c in args.copies.split(",") if c)]
+    for factor in factors:
+        copy = base if factor == 1 else data.nb_copies(base, factor)
+        path = tmp / f"paul15_x{factor}.h5ad"
+        copy.write_h5ad(path)
+        epochs = 2 if args.smoke else (args.epochs if factor == 1 else args.copy_epochs)
+        sets.append((f"Paul15 x{factor}", str(path), copy.n_obs, copy.n_vars, epochs))
+    idle = section_train(args, w, sets, matmul) if "train" in sections else {}
+    if "impact" in sections:
+        section_impact(args, w, sets)
+    if "checkpoint" in sections:
+        section_checkpoint(args, w, sets, tmp)
+    if "loaded" in sections and not args.smoke and args.device == "cpu":
+        section_loaded(args, w, sets, idle)
+    if "e2e" in sections and not args.smoke:
+        section_e2e(args, w)
+    if "scale" in sections:
+        section_scale(args, w, tmp)
+    if "accuracy" in sections:
+        section_accuracy(args, w)
 
 
 if __name__ == "__main__":

@@ -95,6 +95,7 @@ class TrainingResult:
     stopped_early: bool = False
     interrupted: bool = False
     resumed_from: int = -1  # epochs already done when a checkpoint was resumed (-1: a fresh run)
+    seconds: list[float] = field(default_factory=list)  # wall time of each epoch (training + validation)
 
 
 @dataclass
@@ -211,8 +212,10 @@ def fit(
         try:
             while not state.finished and state.epoch < config.max_epochs:
                 adapt_threads(device, config.n_threads)
+                started = time.perf_counter()
                 train_loss = epoch_run(state, best_weights)
                 val_loss = evaluate(module, val_counts, val_index, max(config.batch_size, 512), device)
+                state.history.seconds.append(time.perf_counter() - started)
                 best_weights = _end_epoch(state, module, best_weights, train_loss, val_loss, config)
                 bar.set_postfix(train=f"{train_loss:.4f}", val=f"{val_loss:.4f}", refresh=False)
                 bar.update(1)

@@ -1,0 +1,1 @@
+"""Parts of ``benchmarks/speed.py``: the data it times on, the training engines, and the workers."""
