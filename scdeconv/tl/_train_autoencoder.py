@@ -131,6 +131,9 @@ def train_autoencoder(
         ``"adam"`` (AdamW) or ``"sgd"`` (Nesterov momentum 0.9, the original recipe).
     validation_fraction
         Cells held out for early stopping (paper: 5%).
+    patience
+        Epochs without a relative improvement of 1e-4 in validation loss before training stops
+        (the weights of the best epoch are kept).
     seed
         Seeds initialisation, split and batch order; the same seed gives the same model on CPU.
     device
