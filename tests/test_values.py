@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 import torch
 from conftest import make_counts
+from scipy import sparse
 from scipy.stats import norm
 
 import scdeconv as sd
@@ -325,3 +326,27 @@ def test_reconstruction_report_matches_a_hand_computation(trained_adata):
     # The held-out cells are the recorded validation split, disjoint from training: as many as
     # the documented 5% (rounded up), and distinct.
     assert len(held_out) == int(np.ceil(0.05 * trained_adata.n_obs)) == len(set(held_out))
+
+
+def test_validation_cells_do_not_reach_the_training_steps():
+    # The split depends only on the seed and the number of cells, so the same cells are held out
+    # of two data sets that differ only in those cells' counts. Training steps see training cells
+    # only, so the per-epoch training losses are the same to the bit (patience keeps every epoch);
+    # the validation losses differ. A split that leaked held-out cells into training breaks the first.
+    runs = []
+    for factor in (1, 3):
+        adata = make_counts(n_cells=120, seed=0)
+        if factor != 1:
+            first = make_counts(n_cells=120, seed=0)
+            sd.tl.train_autoencoder(first, max_epochs=1, seed=0, **TINY)
+            held_out = adata.obs_names.isin(first.uns["scdeconv"]["params"]["validation_cells"])
+            x = adata.X.toarray()
+            x[held_out] *= factor
+            adata.X = sparse.csr_matrix(x)
+        sd.tl.train_autoencoder(adata, max_epochs=3, patience=10, seed=0, **TINY)
+        runs.append(adata.uns["scdeconv"])
+    a, b = runs
+    np.testing.assert_array_equal(a["params"]["validation_cells"], b["params"]["validation_cells"])
+    assert len(a["history"]) == len(b["history"]) == 3
+    np.testing.assert_array_equal(a["history"]["train_loss"], b["history"]["train_loss"])
+    assert (a["history"]["val_loss"] != b["history"]["val_loss"]).all()
