@@ -64,6 +64,7 @@ def test_smoke_run_writes_results(recovery, tmp_path):
     assert ablations.loc["default", "AUPRC"] == headline.loc["scdeconv", "AUPRC"]
 
 
+@pytest.mark.slow  # the benchmark's own toy, not the package
 def test_parity_program_is_invisible_to_linear_views(recovery):
     # Every factor is independent of the parity, so per-gene tests find nothing and the factors'
     # marker blocks carry the information only jointly.

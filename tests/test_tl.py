@@ -51,6 +51,7 @@ def test_other_likelihoods_train(counts_adata, likelihood):
     assert load_model(counts_adata)[0].likelihood == likelihood
 
 
+@pytest.mark.slow  # fast loop: tests/test_reproducibility.py's two h5ad round-trip tests
 def test_h5ad_round_trip_keeps_model_and_scores(trained_adata, tmp_path):
     path = tmp_path / "trained.h5ad"
     trained_adata.write_h5ad(path)
