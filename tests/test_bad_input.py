@@ -243,10 +243,6 @@ CASES = [
 ]  # fmt: skip
 
 
-def test_at_least_twenty_cases():
-    assert len(CASES) >= 20 and len({c.id for c in CASES}) == len(CASES)
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input_gets_a_clear_error(case, trained_adata, tmp_path):
     before = {k: (type(v), sorted(v) if isinstance(v, dict) else None) for k, v in trained_adata.uns.items()}

@@ -25,6 +25,7 @@ def small_file(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_run_writes_figures_report_and_h5ad(small_file, tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
@@ -105,6 +106,7 @@ def test_run_on_non_count_data(tmp_path, capsys):
     _fails_cleanly([*argv, "--layer", "raw"], tmp_path / "out", capsys, "Layer 'raw' not found", "['counts']")
 
 
+@pytest.mark.slow
 def test_failure_while_writing_leaves_no_partial_output(small_file, tmp_path, capsys, monkeypatch):
     """A failure after the computation, while figures are written, leaves --out as it was."""
     import scdeconv._pipeline as pipeline

@@ -39,14 +39,30 @@ def test_median_score_has_no_null_and_activity_can_be_skipped(trained_adata):
 
 def test_heatmap_marks_significant_cells(trained_adata):
     fdr = trained_adata.uns["scdeconv_impact"]["fdr"]
-    ax = sd.pl.impact_heatmap(trained_adata, threshold=0.0, fdr=1.0, show=False)
-    shown = len(ax.get_yticks()) * len(ax.get_xticks())
-    # fdr=1.0 marks every shown live cell with a finite FDR.
-    assert len(ax.collections[0].get_offsets()) == shown and np.isfinite(fdr.to_numpy()).any()
+
+    def shown(ax):
+        rows = [t.get_text() for t in ax.get_yticklabels()]
+        cols = ["HALLMARK_" + t.get_text() for t in ax.get_xticklabels()]
+        return fdr.loc[rows, cols].to_numpy()
+
+    # A cut between the shown FDRs: dots on exactly the cells below it, at their (column, row).
+    ax = sd.pl.impact_heatmap(trained_adata, threshold=0.0, show=False)
+    cut = float(np.median(shown(ax)))
     plt.close(ax.figure)
-    ax = sd.pl.impact_heatmap(trained_adata, threshold=0.0, fdr=1e-12, only_significant=True, show=False)
-    assert np.ma.getmaskarray(ax.images[0].get_array()).all() or np.isnan(ax.images[0].get_array()).all()
+    ax = sd.pl.impact_heatmap(trained_adata, threshold=0.0, fdr=cut, show=False)
+    significant = shown(ax) < cut
+    assert 0 < significant.sum() < significant.size
+    rows, cols = np.nonzero(significant)
+    np.testing.assert_array_equal(ax.collections[0].get_offsets(), np.column_stack([cols, rows]))
     plt.close(ax.figure)
+    # only_significant blanks (masks) the others and leaves the significant cells' colours as they were.
+    full = sd.pl.impact_heatmap(trained_adata, threshold=0.0, show=False).images[0].get_array()
+    ax = sd.pl.impact_heatmap(trained_adata, threshold=0.0, fdr=cut, only_significant=True, show=False)
+    drawn = np.ma.masked_invalid(ax.images[0].get_array())
+    np.testing.assert_array_equal(np.ma.getmaskarray(drawn), ~(shown(ax) < cut))
+    np.testing.assert_allclose(drawn.compressed(), np.asarray(full)[shown(ax) < cut])
+    assert not ax.collections  # no dots: the blanks say it
+    plt.close("all")
     median = sd.tl.module_impact(trained_adata, method="guided", score="median", copy=True, progress=False)
     with pytest.raises(KeyError, match="has no 'fdr'"):
         sd.pl.impact_heatmap(median, fdr=0.05, show=False)
@@ -92,6 +108,7 @@ def _umap_titles(act, color, **kwargs):
     return [a.get_title() for a in (ax if isinstance(ax, list) else [ax])]
 
 
+@pytest.mark.slow  # compiles UMAP with numba (~10 s)
 def test_activity_works_with_scanpy_umap(trained_adata):
     import scanpy as sc
 

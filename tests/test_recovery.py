@@ -6,6 +6,9 @@ from sklearn.metrics import average_precision_score
 
 import scdeconv as sd
 
+# Trains on 1,500 simulated cells (plus more seeds): minutes in all. CI runs it; the fast loop skips it.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def simulated():

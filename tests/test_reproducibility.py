@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 from anndata import AnnData, read_h5ad
 from conftest import make_counts, stream
@@ -52,6 +53,7 @@ def test_same_seed_is_bit_identical_within_a_process():
     assert digest(run_once(seed=8)) != digest(first)  # the seed does matter
 
 
+@pytest.mark.slow
 def test_same_seed_is_bit_identical_across_processes():
     code = "import test_reproducibility as t; print(t.digest(t.run_once()))"
     path = os.pathsep.join([str(TESTS), str(TESTS.parent), os.environ.get("PYTHONPATH", "")])

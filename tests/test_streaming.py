@@ -50,7 +50,7 @@ def test_chunked_rows_reads_windows_and_keeps_order():
     assert sum(len(r) for r, _ in blocks) == 40 and all(b.shape[0] == len(r) for r, b in blocks)
 
 
-@pytest.mark.parametrize("dense", [False, True])
+@pytest.mark.parametrize("dense", [pytest.param(False, marks=pytest.mark.slow), True])  # sparse: group_diff too
 def test_backed_matches_in_memory(counts_factory, tmp_path, dense):
     memory = counts_factory(n_cells=150, seed=3)
     if dense:
@@ -95,6 +95,7 @@ def test_backed_copy_is_refused(counts_factory, tmp_path):
         sd.tl.train_autoencoder(backed, copy=True, **TRAIN)
 
 
+@pytest.mark.slow
 def test_backed_memory_stays_bounded(tmp_path):
     """Train and score 8,000 cells x 600 genes from disk with far less than one dense copy of X."""
     rng = np.random.default_rng(0)

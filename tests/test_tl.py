@@ -33,6 +33,7 @@ def test_copy_leaves_input_untouched(counts_adata):
     assert "scdeconv_impact" in impact.uns and "scdeconv_impact" not in trained.uns
 
 
+@pytest.mark.slow  # the fast loop has tests/test_reproducibility.py::test_same_seed_is_bit_identical_within_a_process
 def test_same_seed_same_result_other_seed_differs(counts_factory):
     runs = [counts_factory() for _ in range(3)]
     for adata, seed in zip(runs, (0, 0, 1), strict=True):
@@ -50,6 +51,7 @@ def test_other_likelihoods_train(counts_adata, likelihood):
     assert load_model(counts_adata)[0].likelihood == likelihood
 
 
+@pytest.mark.slow  # fast loop: tests/test_reproducibility.py's two h5ad round-trip tests
 def test_h5ad_round_trip_keeps_model_and_scores(trained_adata, tmp_path):
     path = tmp_path / "trained.h5ad"
     trained_adata.write_h5ad(path)
@@ -300,9 +302,7 @@ def test_reconstruction_quality_on_held_out_cells(trained_adata):
     held_out = trained_adata.uns["scdeconv"]["params"]["validation_cells"]
     assert list(quality["cells"].index) == list(held_out)
     assert list(quality["genes"].index) == list(trained_adata.uns["scdeconv"]["var_names"])
-    # Even 5 epochs learn the planted group structure: correlations are mostly positive.
-    assert quality["cells"]["correlation"].median() > 0.2
-    assert (quality["genes"]["deviance_explained"].dropna() <= 1).all()
+    # The values themselves are recomputed by hand in tests/test_values.py.
     ax = sd.pl.reconstruction(trained_adata, show=False)
     assert len(ax.patches) == 3 and "median" in ax.get_legend().get_texts()[0].get_text()
     plt.close(ax.figure)

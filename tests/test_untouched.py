@@ -32,6 +32,9 @@ DOCUMENTED = {
     "stability": ({"n_seeds": 2, "progress": False}, {("uns", "scdeconv_stability")}),
 }
 FUNCTIONS = {name: getattr(mod, name) for mod in (sd.pp, sd.tl) for name in mod.__all__}
+# The two that train extra models or run GSEA are slow here; the fast loop still calls them
+# (tests/test_conventions.py::test_key_added_and_recorded_params_by_calling).
+NAMES = [pytest.param(n, marks=pytest.mark.slow) if n in ("node_gsea", "stability") else n for n in DOCUMENTED]
 
 
 def _feed(h, value) -> None:
@@ -138,7 +141,7 @@ def test_table_covers_every_public_function_and_matches_docstrings():
             assert f"adata.{slot}['{key}'" in returns, (name, slot, key)
 
 
-@pytest.mark.parametrize("name", list(DOCUMENTED))
+@pytest.mark.parametrize("name", NAMES)
 def test_only_documented_keys_change(prepared, name):
     adata = _start(prepared, name)
     kwargs, written = DOCUMENTED[name]
@@ -150,7 +153,7 @@ def test_only_documented_keys_change(prepared, name):
     assert written <= set(after), f"{name} did not write {sorted(written - set(after))}"
 
 
-@pytest.mark.parametrize("name", list(DOCUMENTED))
+@pytest.mark.parametrize("name", NAMES)
 def test_copy_leaves_input_untouched(prepared, name):
     adata = _start(prepared, name)
     kwargs, written = DOCUMENTED[name]

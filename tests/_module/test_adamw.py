@@ -34,6 +34,7 @@ def test_adamw_uses_the_fused_class_on_cpu():
     assert isinstance(adamw([torch.nn.Parameter(torch.zeros(3))], 1e-3, 0.0), FusedAdamW)
 
 
+@pytest.mark.slow
 def test_training_does_not_import_dynamo():
     # The point of FusedAdamW: torch.optim imports torch._dynamo (seconds) on first use.
     code = (

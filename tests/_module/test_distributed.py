@@ -46,6 +46,7 @@ def _rank(rank: int, world: int, port: int, out: str) -> None:
 # Sockets are disabled for tests (pyproject addopts); DDP's gloo rendezvous needs a loopback TCP
 # port, bound on 127.0.0.1 only, so this test gets sockets back. Nothing leaves the machine.
 @pytest.mark.enable_socket
+@pytest.mark.slow
 def test_two_process_ddp_matches_single_process(tmp_path):
     counts, train, val = _data()
     single = _model()
