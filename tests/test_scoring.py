@@ -205,3 +205,20 @@ def test_activity_tests_are_mann_whitney_and_competitive():
     assert out.loc["A", "null_z"] > 4
     self_contained = activity_tests(act1, act2, ["A", "B", "C"])
     assert "null_z" not in self_contained and np.allclose(self_contained.loc[["A", "B", "C"], "pvalue"], mw.pvalue)
+
+
+def test_node_statistics_marks_constant_nodes_dead_and_nodes_of_few_cells_rare():
+    from scdeconv.scoring import min_active_cells, node_statistics
+
+    rng = np.random.default_rng(8)
+    latent = np.abs(rng.normal(size=(400, 4)))
+    latent[:, 1] = 0.3  # constant: dead
+    latent[:, 2] = 0.0
+    latent[:3, 2] = 5.0  # fires in 3 of 400 cells: rare (fewer than max(10, 0.5% of 400))
+    latent[:, 3] = 0.0
+    latent[: min_active_cells(400), 3] = 5.0  # exactly the minimum: live
+    impact = pd.DataFrame(1.0, index=[f"node_{i}" for i in range(4)], columns=["A"])
+    stats = node_statistics(latent, impact)
+    assert stats["status"].tolist() == ["live", "dead", "rare", "live"]
+    assert stats["dead"].tolist() == [False, True, True, False]
+    assert stats.loc["node_2", "n_active"] == 3 and min_active_cells(400) == 10 and min_active_cells(4000) == 20
