@@ -8,8 +8,10 @@ Two things decide CPU speed here, both measured on a 2-core machine (``benchmark
   attributions, so the core treats denormals as zero while it computes (CPU flag, restored after).
 - **Threads.** torch's default uses every core; when another process is busy on them, its
   threads wait for each other and a step becomes many times slower. ``n_threads=None`` uses the
-  CPUs this process may run on (affinity, cgroup quota) that no other process is busy on now,
-  re-read at every epoch.
+  CPUs this process may run on (affinity, cgroup quota) that no other process is busy on when a
+  computation starts, and keeps that number to its end: matrix products can round differently
+  with another thread count, so a run is bit-identical to another with the same thread count
+  (recorded by the tools), not to one with a different count.
 """
 
 from __future__ import annotations
@@ -78,23 +80,21 @@ def choose_threads(n_threads: int | None) -> int:
 
 
 @contextlib.contextmanager
-def cpu_compute(device: torch.device | str, n_threads: int | None) -> Iterator[None]:
-    """Inside: denormals are zero and torch uses :func:`choose_threads` threads (CPU only); restored after."""
+def cpu_compute(device: torch.device | str, n_threads: int | None) -> Iterator[int]:
+    """Inside: denormals are zero and torch uses :func:`choose_threads` threads (CPU only); restored after.
+
+    Yields the thread count used (0 on other devices).
+    """
     if torch.device(device).type != "cpu":
-        yield
+        yield 0
         return
     threads_before = torch.get_num_threads()
     flushing = torch.set_flush_denormal(True)
-    torch.set_num_threads(choose_threads(n_threads))
+    threads = choose_threads(n_threads)
+    torch.set_num_threads(threads)
     try:
-        yield
+        yield threads
     finally:
         torch.set_num_threads(threads_before)
         if flushing:
             torch.set_flush_denormal(False)
-
-
-def adapt_threads(device: torch.device | str, n_threads: int | None) -> None:
-    """Re-read how many CPUs are free (between epochs) when the thread count is automatic."""
-    if torch.device(device).type == "cpu" and n_threads is None:
-        torch.set_num_threads(choose_threads(None))

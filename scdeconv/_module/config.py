@@ -168,7 +168,7 @@ class FitConfig:
     # "chunks": visit windows of ``chunk_size`` consecutive cells in random order (contiguous reads).
     shuffle: Shuffle = "global"
     chunk_size: int = 10_000
-    # CPU threads; None: the CPUs this process may use that no other process is busy on, per epoch.
+    # CPU threads; None: the CPUs this process may use that no other process is busy on at the start.
     n_threads: int | None = field(default=None, metadata=none_as(0))
 
     def __post_init__(self):

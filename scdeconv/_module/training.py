@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from .adamw import adamw
 from .autoencoder import Autoencoder, count_constant
-from .compute import adapt_threads, cpu_compute
+from .compute import cpu_compute
 from .config import FitConfig
 
 logger = logging.getLogger("scdeconv")
@@ -96,6 +96,7 @@ class TrainingResult:
     interrupted: bool = False
     resumed_from: int = -1  # epochs already done when a checkpoint was resumed (-1: a fresh run)
     seconds: list[float] = field(default_factory=list)  # wall time of each epoch (training + validation)
+    n_threads: int = 0  # CPU threads the run used (0: not on the CPU)
 
 
 @dataclass
@@ -208,10 +209,10 @@ def fit(
     bar = tqdm(total=config.max_epochs, initial=state.epoch, desc="training", unit="epoch",
                disable=not progress or rank > 0)  # fmt: skip
     epoch_run = _EpochRun(module, model, opt, config, counts, train_rows, device, rank, world, checkpoint)
-    with cpu_compute(device, config.n_threads):
+    with cpu_compute(device, config.n_threads) as threads:
+        state.history.n_threads = threads
         try:
             while not state.finished and state.epoch < config.max_epochs:
-                adapt_threads(device, config.n_threads)
                 started = time.perf_counter()
                 train_loss = epoch_run(state, best_weights)
                 val_loss = evaluate(module, val_counts, val_index, max(config.batch_size, 512), device)

@@ -206,7 +206,8 @@ def train_autoencoder(
     min_delta
         Smallest relative decrease of the validation loss that counts as an improvement.
     seed
-        Seeds initialisation, split and batch order; the same seed gives the same model on CPU.
+        Seeds initialisation, split and batch order; the same seed and ``n_threads`` give the same
+        model on CPU.
     device
         ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
     chunk_size
@@ -228,8 +229,10 @@ def train_autoencoder(
         minibatch, so the result matches single-process training up to float rounding.
     n_threads
         CPU threads. ``None`` (default): the CPUs this process may use (affinity, cgroup quota) that
-        no other process is busy on, re-read every epoch, so a shared machine does not make
-        training collapse. Results are bit-identical for the same thread count.
+        no other process is busy on when training starts, so a shared machine does not make
+        training collapse; the number used is recorded (``params["n_threads_used"]``). Matrix
+        products may round differently with another thread count: pass ``n_threads`` (and the
+        same ``seed``) for bit-identical runs.
     checkpoint
         A file to checkpoint training to (HDF5 arrays, written atomically). When it exists and
         holds a run of this same call (configuration, genes, cells), training resumes from it
@@ -332,6 +335,7 @@ def train_autoencoder(
         "best_epoch": int(result.best_epoch),
         "stopped_early": bool(result.stopped_early),
         "interrupted": bool(result.interrupted),
+        "n_threads_used": int(result.n_threads),
         "resumed_from_epoch": int(result.resumed_from),
         "n_cells_without_counts": int(adata.n_obs - len(with_counts)),
         "n_genes_without_counts": int(n_empty_genes),
