@@ -56,7 +56,16 @@ def main(argv: list[str] | None = None) -> Path:
         cfg.seeds = tuple(int(v) for v in parts["sim"]["seed"].unique())
         skipped = [] if pd.isna(meta["skipped"]) else str(meta["skipped"]).split("; ")
         return write_report(args.out, cfg, parts, float(meta["seconds"]), skipped, str(meta.get("load", "")))
-    logging.getLogger("scdeconv").setLevel(logging.ERROR)
+    package_logger = logging.getLogger("scdeconv")
+    level_before = package_logger.level
+    package_logger.setLevel(logging.ERROR)
+    try:
+        return _run(args, cfg, tables)
+    finally:
+        package_logger.setLevel(level_before)  # main() called from Python (the tests) leaves the logger as it was
+
+
+def _run(args: argparse.Namespace, cfg: Config, tables: Path) -> Path:
     start = time.perf_counter()
     load_start = os.getloadavg()[0]
     runners = peers(cfg)
