@@ -1,6 +1,8 @@
 """Calibration and power of scdeconv's statistics on the simulator, over seeds.
 
 Run: ``python benchmarks/calibration.py [--cells 1500] [--genes 1200] [--seeds 0 1 2] [--stability-seeds 3]``
+or, for the donor-aware group tests only,
+``python benchmarks/calibration.py --donors 8 --donor-effect 0.5 --condition-effect 1.0 --cells 2400 --genes 800``
 
 For each seed it simulates ``simulate_hematopoiesis`` data (12 Hallmark sets planted in 6 groups,
 11 clean negative sets whose genes are never perturbed), trains the default model and prints:
@@ -8,12 +10,21 @@ For each seed it simulates ``simulate_hematopoiesis`` data (12 Hallmark sets pla
 - null model of ``module_impact`` (default score): mean and sd of the null z of (live node,
   negative set) pairs (calibrated: 0 and 1), the share of those pairs at FDR < 0.05 (false
   calls), and the power: planted sets called at some live node (FDR < 0.05), and at the set level
-  (``set_stats`` FDR < 0.05);
+  (``set_stats`` FDR < 0.05); and, at the set level before and after the conditional test of
+  overlapping sets (``fdr_conditional``), planted power and the unplanted sets called among those
+  sharing at least 20 % of their genes with planted sets ("overlapping") and the rest ("others");
 - ``group_diff`` per group vs rest: ``node_set_tests`` power (planted sets with a live node at
   FDR < 0.05 and a positive effect) and the largest share of (live node, negative set) pairs
   called in a group, for the combined test and for its self-contained (Welch) part alone;
   ``set_tests`` power (planted sets at FDR < 0.05, positive effect) and the number of negative
   sets called, for the combined test and for its Mann-Whitney part alone;
+- with ``--donors N`` instead: the data come from N donors (``donor_effect``: each donor's random
+  log multiplier of every programme's activity; odd donors ``stim``, even ``ctrl``), and in
+  ``stim`` donors INTERFERON_ALPHA_RESPONSE (active in Mo cells) is stronger by
+  ``condition_effect``. ``group_diff(condition, "stim", "ctrl")`` in the non-Mo cells (no true
+  difference: every call is false) and in the Mo cells (one true difference), with cells as
+  replicates and with ``sample_key="donor"``, on all donors and on the first 4 and 6 of them:
+  sets and (live node, set) pairs called at FDR < 0.05;
 - ``stability`` over ``--stability-seeds`` models: median matched correlation of the nodes
   carrying planted sets vs the other live nodes, and the share of planted vs negative sets found
   again.
@@ -41,9 +52,26 @@ def null_model_figures(adata, planted: list[str], negatives: list[str]) -> dict[
         "null z sd (neg)": float(z.std()),
         "neg pairs called": float((fdr[negatives] < 0.05).to_numpy().mean()),
         "power (node)": float(np.mean([fdr[s].min() < 0.05 for s in planted])),
-        "power (set)": float((result["set_stats"].loc[planted, "fdr"] < 0.05).mean()),
         "neg sets called": int((result["set_stats"].loc[negatives, "fdr"] < 0.05).sum()),
+        **overlap_figures(result, planted),
     }
+
+
+def overlap_figures(result, planted: list[str]) -> dict[str, float]:
+    """Set-level calls of unplanted sets sharing >= 20% of their genes with planted ones, before/after conditioning."""
+    genes = {name: set(map(str, g)) for name, g in result["gene_sets"].items()}
+    planted_genes = set().union(*(genes[s] for s in planted if s in genes))
+    unplanted = [s for s in result["set_stats"].index if s not in planted]
+    share = {s: len(genes[s] & planted_genes) / max(len(genes[s]), 1) for s in unplanted}
+    overlapping = [s for s in unplanted if share[s] >= 0.2]
+    others = [s for s in unplanted if share[s] < 0.2]
+    stats = result["set_stats"]
+    row = {"overlapping unplanted sets": len(overlapping), "other unplanted sets": len(others)}
+    for label, column in (("", "fdr"), (" (conditional)", "fdr_conditional")):
+        row[f"power (set{label})"] = float((stats.loc[planted, column] < 0.05).mean())
+        row[f"overlapping called{label}"] = int((stats.loc[overlapping, column] < 0.05).sum())
+        row[f"others called{label}"] = int((stats.loc[others, column] < 0.05).sum())
+    return row
 
 
 def group_figures(adata, negatives: list[str]) -> dict[str, float]:
@@ -101,7 +129,64 @@ def stability_figures(adata, planted: list[str], negatives: list[str], n_seeds: 
     }
 
 
-def run(seed: int, n_cells: int, n_genes: int, stability_seeds: int) -> dict[str, float]:
+TARGET = "HALLMARK_INTERFERON_ALPHA_RESPONSE"  # the set a condition changes in the donor design (Mo cells)
+NESTED = "HALLMARK_INTERFERON_GAMMA_RESPONSE"  # shares most of the target's genes: called with it
+
+
+def _calls(adata, live, sample_key) -> tuple[pd.DataFrame, pd.DataFrame]:
+    sd.tl.group_diff(adata, "compared", "stim", "ctrl", sample_key=sample_key, progress=False, key_added="bench_donor")
+    result = adata.uns["bench_donor"]
+    return result["set_tests"], result["node_set_tests"]["fdr"].loc[live]
+
+
+def donor_figures(adata, seed: int) -> list[dict]:
+    """False calls between conditions with no true difference, and power for one, over cells and samples."""
+    live = ~adata.uns["scdeconv_impact"]["node_stats"]["dead"].to_numpy()
+    donors = list(adata.obs["donor"].cat.categories)
+    rows = []
+    for n_donors in sorted({4, 6, len(donors)} & set(range(4, len(donors) + 1))):
+        kept = adata.obs["donor"].isin(donors[:n_donors]).to_numpy()
+        for cells, truth in (("non-Mo", False), ("Mo", True)):
+            mo = (adata.obs["group"] == "Mo").to_numpy()
+            part = adata[kept & (mo if truth else ~mo)].copy()
+            part.obs["compared"] = part.obs["condition"]
+            for replicates, key in (("cells", None), ("samples", "donor")):
+                sets, pairs = _calls(part, live, key)
+                called = sets.index[(sets["fdr"] < 0.05).to_numpy()]
+                others = [s for s in called if s not in (TARGET, NESTED)]
+                target_up = bool(TARGET in called and sets.loc[TARGET, "effect"] > 0)
+                rows.append(
+                    {
+                        "seed": seed,
+                        "donors": n_donors,
+                        "cells": f"{cells} ({part.n_obs})",
+                        "truth": "IFN-alpha up" if truth else "none",
+                        "replicates": replicates,
+                        "sets called (of 50)": len(called) if not truth else len(others),
+                        "target called (up)": target_up if truth else "",
+                        "node pairs called": float((pairs < 0.05).to_numpy().mean()),
+                    }
+                )
+    return rows
+
+
+def run_donors(seed: int, n_cells: int, n_genes: int, n_donors: int, donor_effect: float, condition_effect: float):
+    adata = sd.datasets.simulate_hematopoiesis(
+        n_cells,
+        n_genes=n_genes,
+        seed=seed,
+        n_donors=n_donors,
+        donor_effect=donor_effect,
+        condition_effect=condition_effect,
+        condition_programs=(TARGET,),
+    )
+    sd.pp.select_genes(adata)
+    sd.tl.train_autoencoder(adata, seed=seed, progress=False)
+    sd.tl.module_impact(adata, progress=False)
+    return donor_figures(adata, seed)
+
+
+def run(seed: int, n_cells: int, n_genes: int, stability_seeds: int, groups: bool = True) -> dict[str, float]:
     start = time.perf_counter()
     adata = sd.datasets.simulate_hematopoiesis(n_cells, n_genes=n_genes, seed=seed)
     sim = adata.uns["simulation"]
@@ -110,7 +195,9 @@ def run(seed: int, n_cells: int, n_genes: int, stability_seeds: int) -> dict[str
     sd.pp.select_genes(adata)
     sd.tl.train_autoencoder(adata, seed=seed, progress=False)
     sd.tl.module_impact(adata, progress=False)
-    row = {"seed": seed, **null_model_figures(adata, planted, negatives), **group_figures(adata, negatives)}
+    row = {"seed": seed, **null_model_figures(adata, planted, negatives)}
+    if groups:
+        row.update(group_figures(adata, negatives))
     if stability_seeds > 1:
         row.update(stability_figures(adata, planted, negatives, stability_seeds))
     row["seconds"] = time.perf_counter() - start
@@ -123,8 +210,28 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--genes", type=int, default=1200)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--stability-seeds", type=int, default=3, help="models for stability; 1 skips it")
+    parser.add_argument("--no-groups", action="store_true", help="skip the group tests (null model only)")
+    parser.add_argument("--donors", type=int, default=0, help="run the donor design with this many donors instead")
+    parser.add_argument("--donor-effect", type=float, default=0.5)
+    parser.add_argument("--condition-effect", type=float, default=1.0)
     args = parser.parse_args(argv)
-    rows = [run(seed, args.cells, args.genes, args.stability_seeds) for seed in args.seeds]
+    if args.donors:
+        rows = [
+            row
+            for seed in args.seeds
+            for row in run_donors(seed, args.cells, args.genes, args.donors, args.donor_effect, args.condition_effect)
+        ]
+        table = pd.DataFrame(rows)
+        with pd.option_context("display.float_format", "{:.3f}".format, "display.width", 200):
+            print(
+                f"simulate_hematopoiesis({args.cells}, n_genes={args.genes}, n_donors={args.donors}, "
+                f"donor_effect={args.donor_effect}, condition_effect={args.condition_effect} on {TARGET}); "
+                "group_diff(condition, 'stim', 'ctrl'), FDR < 0.05; with truth, sets called excludes the target "
+                f"and {NESTED} (which holds most of its genes)"
+            )
+            print(table.to_string(index=False))
+        return table
+    rows = [run(seed, args.cells, args.genes, args.stability_seeds, not args.no_groups) for seed in args.seeds]
     table = pd.DataFrame(rows).set_index("seed").T
     table["mean"] = table.mean(axis=1)
     with pd.option_context("display.float_format", "{:.3f}".format, "display.width", 160):

@@ -25,3 +25,11 @@ N_BINS = 10
 N_NULL = 1000
 # Significance level of the reports and plots that mark calls.
 FDR = 0.05
+# A sample (donor) enters a sample-level group test for a group where it has at least this many
+# cells: its pseudobulk mean of fewer cells is mostly cell-to-cell noise (a common pseudobulk floor).
+MIN_SAMPLE_CELLS = 10
+# annotate_nodes: a live node is redundant when its activation correlates at least this much (|r|
+# over cells) with a node that carries more impact; it is active in a category whose share of the
+# node's active cells is at least ACTIVE_LIFT times the category's share of all cells.
+REDUNDANT_CORRELATION = 0.9
+ACTIVE_LIFT = 2.0

@@ -10,6 +10,7 @@ ACTIVITY_KEY = "scdeconv_activity"  # adata.obsm: per-cell activity of each gene
 STABILITY_KEY = "scdeconv_stability"  # adata.uns: node stability across seeds
 GSEA_KEY = "scdeconv_gsea"  # adata.uns: preranked GSEA of each node's gene ranking
 NODE_GENES_KEY = "scdeconv_node_genes"  # adata.uns: ranked genes per node
+NODES_KEY = "scdeconv_nodes"  # adata.uns: one record per node (annotate_nodes)
 SELECTED_KEY = "scdeconv_selected"  # adata.var: genes chosen by select_genes (and its uns record)
 HALLMARK_PREFIX = "HALLMARK_"  # dropped from gene-set labels by sd.pl (strip_prefix) and sd.get.activity
 

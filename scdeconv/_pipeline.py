@@ -14,7 +14,7 @@ from anndata import AnnData
 
 from . import pl, pp, tl
 from ._report import write_report
-from .tl._groups import two_group_labels
+from .tl._groups import sample_labels, two_group_labels
 
 FIGURES = {
     "panel a: UMAP of the input": "panel_a_input_umap.png",
@@ -52,6 +52,7 @@ class PipelineSpec:
     groupby: str
     group1: str | Sequence[str]
     group2: str | Sequence[str] = "rest"
+    sample_key: str | None = None  # obs column of samples (donors): group tests across samples
     dataset: str = ""  # how the report names the data
     comparison_note: str = ""  # why these groups (the demo's stand-ins for the paper's sorted populations)
     layer: str | None = None
@@ -81,6 +82,8 @@ def run_pipeline(adata: AnnData, out: str | Path, spec: PipelineSpec) -> tuple[A
 
     progress = spec.progress
     two_group_labels(adata, spec.groupby, spec.group1, spec.group2)  # fail on bad groups before training
+    if spec.sample_key is not None:
+        sample_labels(adata, spec.sample_key)
     pp.select_genes(adata, gene_sets=spec.gene_sets, mode=spec.gene_mode, layer=spec.layer, species=spec.species)
     lap("select genes")
     tl.train_autoencoder(
@@ -94,8 +97,9 @@ def run_pipeline(adata: AnnData, out: str | Path, spec: PipelineSpec) -> tuple[A
     lap("train")
     tl.module_impact(adata, gene_sets=spec.gene_sets, species=spec.species, progress=progress)
     tl.node_genes(adata, n_top=10, progress=progress)
+    tl.annotate_nodes(adata, groupby=spec.groupby)
     lap("impact")
-    tl.group_diff(adata, spec.groupby, spec.group1, spec.group2, progress=progress)
+    tl.group_diff(adata, spec.groupby, spec.group1, spec.group2, sample_key=spec.sample_key, progress=progress)
     lap("group comparison")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

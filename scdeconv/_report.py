@@ -5,8 +5,8 @@ from __future__ import annotations
 from anndata import AnnData
 
 from ._defaults import PANEL_D_THRESHOLD, PANEL_E_THRESHOLD
-from ._keys import GROUP_DIFF_KEY, IMPACT_KEY, MODEL_KEY, NODE_GENES_KEY
-from .get import group_diff_df, impact_df
+from ._keys import GROUP_DIFF_KEY, IMPACT_KEY, MODEL_KEY, NODE_GENES_KEY, NODES_KEY
+from .get import group_diff_df, impact_df, nodes_df
 from .scoring import visible_nodes
 
 SCORE_TEXT = {
@@ -33,6 +33,22 @@ def node_table(
         top = table[table["node"] == node].nlargest(n_sets, order)
         cells = ", ".join(f"{_short(r.gene_set)} ({r.impact:.3g}, {r.scaled:.2f}; #{r.rank})" for r in top.itertuples())
         rows.append(f"| {node} | {cells} |")
+    return rows
+
+
+def node_records(adata: AnnData, *, key: str = NODES_KEY) -> list[str]:
+    """Markdown rows: one per live node (``sd.tl.annotate_nodes``): its gene set or novel flag, where active, genes."""
+    if key not in adata.uns:
+        return []
+    table = nodes_df(adata, key, include_dead=False)
+    counts = nodes_df(adata, key)["status"].value_counts()
+    summary = ", ".join(f"{n} {status}" for status, n in counts.items())
+    rows = [f"Nodes: {summary}; {int(table['novel'].sum())} novel programmes (live, no gene set called).", ""]
+    rows += ["| node | programme | FDR | active in | top genes |", "|---|---|---|---|---|"]
+    for r in table.itertuples():
+        name = _short(r.annotation) if r.status == "live" else f"redundant with {r.redundant_with}"
+        fdr = f"{r.best_fdr:.2g}" if not r.novel else ""
+        rows.append(f"| {r.node} | {name} | {fdr} | {getattr(r, 'active_in', '')} | {getattr(r, 'top_genes', '')} |")
     return rows
 
 
@@ -76,8 +92,14 @@ def tested_sets(adata: AnnData, *, key: str = GROUP_DIFF_KEY, n_rows: int = 10, 
     called = called.reindex(called["effect"].abs().sort_values(ascending=False).index).head(n_rows)
     rows = [
         f"{int((tests['fdr'] < fdr).sum())} of {len(tests)} gene sets differ in per-cell activity at FDR < {fdr} "
-        "(two-sided Mann-Whitney, and a larger change than matched random gene sets; effect = "
-        "rank-biserial, positive = higher in the first group).",
+        + (
+            "(two-sided Mann-Whitney over cells, and a larger change than matched random gene sets; effect = "
+            "rank-biserial, positive = higher in the first group)."
+            if adata.uns[key]["params"].get("replicates", "cells") == "cells"
+            else f"(a {adata.uns[key]['params']['sample_test']} test over the samples of "
+            f"`{adata.uns[key]['params']['sample_key']}`, and a larger change than matched random gene sets; "
+            "effect = Cohen's d, positive = higher in the first group)."
+        ),
         "",
         "| gene set | effect | FDR |",
         "|---|---|---|",
@@ -150,6 +172,7 @@ def write_report(
         f"- Impact: {impact['params']['method']} attributions, {SCORE_TEXT[impact['params']['score']]}; "
         f"{impact['impact'].shape[1]} gene sets ({impact['params']['gene_sets']}, {impact['params']['species']}).",
         "",
+        *(["## One record per node", "", *node_records(adata), ""] if NODES_KEY in adata.uns else []),
         "## Which gene sets explain each node (panel d)",
         "Impact as scored; scaled: min-max per gene set across nodes, as in the paper's heatmap, where nodes "
         f"with no scaled score above {PANEL_D_THRESHOLD} and dead nodes are hidden.",

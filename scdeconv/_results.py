@@ -22,6 +22,7 @@ RESULT_MARKERS: dict[str, frozenset[str]] = {
     "gsea": frozenset({"params", "nes", "fdr"}),
     "stability": frozenset({"params", "nodes", "consensus_impact"}),
     "gene_selection": frozenset({"params", "n_genes"}),
+    "node_table": frozenset({"params", "node_table"}),
 }
 
 # What each kind is called in messages, and the call that writes it ("run X first").
@@ -33,6 +34,7 @@ DESCRIBED: dict[str, str] = {
     "gsea": "a node_gsea result",
     "stability": "a stability result",
     "gene_selection": "a gene selection",
+    "node_table": "an annotate_nodes result",
     "representation": "the representation",
     "activity": "per-cell gene-set activity",
 }
@@ -44,6 +46,7 @@ WRITTEN_BY: dict[str, str] = {
     "gsea": "sd.tl.node_gsea(adata)",
     "stability": "sd.tl.stability(adata)",
     "gene_selection": "sd.pp.select_genes(adata)",
+    "node_table": "sd.tl.annotate_nodes(adata)",
     "representation": "sd.tl.train_autoencoder(adata)",
     "activity": "sd.tl.module_impact(adata)",
 }

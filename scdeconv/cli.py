@@ -35,6 +35,7 @@ Run "scdeconv demo -h" or "scdeconv run -h" for the options of a command.
 # these parameters (``layer=``, ``species='mouse'``), the CLI adds which option that is.
 LIBRARY_OPTIONS = {
     "layer": "--layer",
+    "sample_key": "--sample-key",
     "gene_sets": "--gene-sets",
     "species": "--species",
     "mode": "--genes",
@@ -139,6 +140,11 @@ def _parser() -> argparse.ArgumentParser:
         required=True,
         help="two groups; comma-separated categories are pooled; B may be 'rest'",
     )
+    run.add_argument(
+        "--sample-key",
+        default=None,
+        help="obs column of each cell's sample (donor, patient): test the groups across samples, not cells",
+    )
     run.add_argument("--out", default="scdeconv_out", help="output folder, created if missing (default: scdeconv_out)")
     run.add_argument("--layer", default=None, help="layer with raw counts (default: X)")
     run.add_argument(
@@ -222,6 +228,7 @@ def _main(args: argparse.Namespace) -> int:
                 gene_sets=args.gene_sets,
                 species=args.species,
                 gene_mode=args.genes,
+                sample_key=args.sample_key,
             )
         spec = PipelineSpec(
             **options, max_epochs=args.max_epochs, seed=args.seed, checkpoint=args.checkpoint, progress=not args.quiet

@@ -78,6 +78,8 @@ CHAIN = [
     ("node_genes", {"model_key": "my_model", "n_top": 5, "key_added": "my_genes"}, {"uns"}),
     ("node_gsea", {"impact_key": "my_impact", "n_perm": 10, "key_added": "my_gsea"}, {"uns"}),
     ("stability", {"impact_key": "my_impact", "n_seeds": 2, "key_added": "my_stability"}, {"uns"}),
+    ("annotate_nodes", {"groupby": "group", "impact_key": "my_impact", "node_genes_key": "my_genes",
+                        "stability_key": "my_stability", "key_added": "my_nodes"}, {"uns"}),
 ]  # fmt: skip
 NOT_RECORDED = {"key_added", "progress"}
 

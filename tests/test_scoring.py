@@ -158,7 +158,7 @@ def test_impact_significance_applies_sidak_over_live_nodes_and_bh_over_sets():
 def test_node_set_tests_are_welch_and_competitive_and_keep_the_larger_pvalue():
     from scipy.stats import ttest_ind
 
-    from scdeconv.scoring import MatchedSets, node_set_tests
+    from scdeconv.scoring import MatchedSets, node_set_tests, welch_from_moments
 
     rng = np.random.default_rng(6)
     a, b = rng.normal(0.5, 1.0, size=(30, 3, 2)), rng.normal(0.0, 1.0, size=(20, 3, 2))
@@ -168,7 +168,8 @@ def test_node_set_tests_are_welch_and_competitive_and_keep_the_larger_pvalue():
     change = rng.standard_normal((3, 100))
     change[0, :10] += 2.0
     sets = MatchedSets([np.arange(10), np.arange(40, 60)], np.zeros(100, dtype=int), n_null=500)
-    out = node_set_tests(sums, squares, np.array([30, 20]), dead, template, change=change, sets=sets)
+    welch = welch_from_moments(sums[0], squares[0], 30, sums[1], squares[1], 20)
+    out = node_set_tests(welch, dead, template, change=change, sets=sets)
     expected = ttest_ind(a, b, axis=0, equal_var=False)
     live = ~dead
     np.testing.assert_allclose(out["statistic"].to_numpy()[live], expected.statistic[live], rtol=1e-8)
@@ -180,7 +181,8 @@ def test_node_set_tests_are_welch_and_competitive_and_keep_the_larger_pvalue():
     )
     assert out["null_z"].loc["node_0", "A"] > 4  # the planted change
     # Swapping the groups flips every sign and keeps every p-value.
-    swapped = node_set_tests(sums[::-1], squares[::-1], np.array([20, 30]), dead, template, change=-change, sets=sets)
+    welch = welch_from_moments(sums[1], squares[1], 20, sums[0], squares[0], 30)
+    swapped = node_set_tests(welch, dead, template, change=-change, sets=sets)
     np.testing.assert_allclose(swapped["effect"], -out["effect"])
     np.testing.assert_allclose(swapped["null_z"], -out["null_z"])
     np.testing.assert_allclose(swapped["pvalue"], out["pvalue"])

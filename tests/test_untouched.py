@@ -30,6 +30,7 @@ DOCUMENTED = {
     "node_genes": ({"n_top": 5, "progress": False}, {("uns", "scdeconv_node_genes")}),
     "node_gsea": ({"n_perm": 10, "progress": False}, {("uns", "scdeconv_gsea")}),
     "stability": ({"n_seeds": 2, "progress": False}, {("uns", "scdeconv_stability")}),
+    "annotate_nodes": ({"groupby": "group"}, {("uns", "scdeconv_nodes")}),
 }
 FUNCTIONS = {name: getattr(mod, name) for mod in (sd.pp, sd.tl) for name in mod.__all__}
 # The two that train extra models or run GSEA are slow here; the fast loop still calls them

@@ -8,6 +8,8 @@ reducers fed disjoint cells anywhere combine exactly with :meth:`Reducer.merge`.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
@@ -157,3 +159,37 @@ class CellActivity(Reducer):
         super().merge(other)
         done = ~np.isnan(other.activity).all(axis=1)
         self.activity[done] = other.activity[done]
+
+
+class Relabelled(Reducer):
+    """Feeds ``inner`` coarser groups: a cell of group ``g`` counts for ``inner`` in group ``mapping[g]``.
+
+    One pass can then keep fine groups (e.g. group x sample) in small reducers and only the coarse
+    groups in a large one (an :class:`AttributionProfile` is nodes x genes per group).
+    """
+
+    def __init__(self, inner: Reducer, mapping: np.ndarray):
+        self.inner, self.mapping = inner, np.asarray(mapping, dtype=np.int64)
+        self.needs_magnitude = inner.needs_magnitude
+
+    def block_width(self, n_genes: int) -> int:
+        return self.inner.block_width(n_genes)
+
+    def update(self, batch: CellBatch) -> None:
+        self.inner.update(dataclasses.replace(batch, labels=self.mapping[batch.labels]))
+
+    def merge(self, other: Relabelled) -> None:
+        self.inner.merge(other.inner)
+
+
+def pooled_groups(reducer: Reducer, groups: Sequence[Sequence[int]]) -> Reducer:
+    """A shallow copy of ``reducer`` whose summed arrays pool its groups: new group ``i`` = sum over ``groups[i]``.
+
+    Sums pool exactly, so a reducer fed many groups answers for any union of them (e.g. one
+    category against all the others) without another pass.
+    """
+    pooled = copy.copy(reducer)
+    for name in reducer.summed:
+        values = getattr(reducer, name)
+        setattr(pooled, name, np.stack([values[np.asarray(list(g), dtype=np.int64)].sum(axis=0) for g in groups]))
+    return pooled

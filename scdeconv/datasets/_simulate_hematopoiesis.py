@@ -59,6 +59,7 @@ SMOOTH_GENE_SHARE = 0.2  # share of background genes each continuous factor load
 SMOOTH_LOADING_SD = 0.3
 GENE_KINDS = ["hallmark", "novel", "xor", "filler"]
 MARKER_QUANTILES_Z = (0.0, 1.645)  # novel/XOR markers get baselines between the 50th and 95th percentile
+DONOR_STREAM = 1  # donors draw from their own generator (seed, DONOR_STREAM): the rest stays as without donors
 
 
 @inject_docs
@@ -74,6 +75,10 @@ def simulate_hematopoiesis(
     xor_prob: float = 0.5,
     filler_fraction: float = 0.2,
     n_smooth_factors: int = 3,
+    n_donors: int = 1,
+    donor_effect: float = 0.0,
+    condition_effect: float = 0.0,
+    condition_programs: tuple[str, ...] = ("HALLMARK_INTERFERON_ALPHA_RESPONSE",),
     library_median: float = 3000.0,
     library_sigma: float = 0.6,
     dispersion: float = 0.3,
@@ -151,6 +156,21 @@ def simulate_hematopoiesis(
         Share of genes that are synthetic fillers outside every gene set.
     n_smooth_factors
         Continuous per-cell factors (standard normal) loading on 20 % of background genes each.
+    n_donors
+        Donors the cells come from (each cell drawn uniformly); with 2 or more, ``obs["donor"]``
+        (``donor_0``, ...) and ``obs["condition"]`` (odd donors ``"stim"``, even ``"ctrl"``: a
+        case-control design with donors nested in conditions). Cells of all groups come from
+        every donor.
+    donor_effect
+        Standard deviation of each donor's log multiplier of each programme's activity
+        (``exp(donor_effect * N(0, 1))`` per donor and programme): donors differ in how strongly
+        they run every programme, as people do. ``0``: no donor effect.
+    condition_effect
+        Log multiplier of the activity of ``condition_programs`` in ``"stim"`` donors (a true
+        difference between conditions); ``0``: none.
+    condition_programs
+        Programmes (names as in ``uns["simulation"]["program_genes"]``) that ``condition_effect``
+        changes.
     {counts_model}
 
     Returns
@@ -168,6 +188,8 @@ def simulate_hematopoiesis(
         Hidden factors and ``xor_a != xor_b`` (bool).
     ``obs["smooth_<k>"]``
         Continuous factors, ``k = 1 .. n_smooth_factors``.
+    ``obs["donor"]``, ``obs["condition"]``
+        With ``n_donors >= 2``: each cell's donor and its donor's condition.
     ``var["gene_kind"]``
         ``"hallmark"``, ``"novel"``, ``"xor"`` or ``"filler"``.
     ``var["program"]``
@@ -181,8 +203,9 @@ def simulate_hematopoiesis(
         cell_fraction, n_genes), ``gene_sets`` (table over all 50 Hallmark sets: n_genes,
         n_present, planted_group, n_perturbed, frac_perturbed), ``set_group_fraction`` (sets x
         groups: share of the set's present genes perturbed by that group's programs),
-        ``negative_sets`` (never planted, at least 10 genes present, at most 5 % perturbed) and
-        ``params``.
+        ``negative_sets`` (never planted, at least 10 genes present, at most 5 % perturbed),
+        ``donor_effects`` (donors x programmes: each donor's multiplier of the programme's
+        activity, the condition included; with ``n_donors >= 2``) and ``params``.
 
     Examples
     --------
@@ -203,6 +226,10 @@ def simulate_hematopoiesis(
         "xor_prob": sim.check_float("xor_prob", xor_prob, low=0.0, high=1.0, low_open=True, high_open=True),
         "filler_fraction": sim.check_float("filler_fraction", filler_fraction, low=0.0, high=0.9),
         "n_smooth_factors": sim.check_int("n_smooth_factors", n_smooth_factors, minimum=0),
+        "n_donors": sim.check_int("n_donors", n_donors, minimum=1),
+        "donor_effect": sim.check_float("donor_effect", donor_effect, low=0.0),
+        "condition_effect": sim.check_float("condition_effect", condition_effect, low=-math.inf),
+        "condition_programs": sim.as_str_array(condition_programs),
         "library_median": sim.check_float("library_median", library_median, low=1.0),
         "library_sigma": sim.check_float("library_sigma", library_sigma, low=0.0),
         "dispersion": sim.check_float("dispersion", dispersion, low=0.0, low_open=True),
@@ -224,10 +251,16 @@ def simulate_hematopoiesis(
     programs.update(_block_programs(rng, blocks, groups, params["xor_prob"]))
     for prog in programs.values():
         prog["activity"] = np.where(prog["cells"], sim.activity(rng, len(groups)), 0.0)
+    donors, donor_effects = _donors(programs, len(groups), params)
     X, var, obs, smooth_genes = _expression(rng, var, groups, programs, params)
+    if params["n_donors"] > 1:
+        obs["donor"] = pd.Categorical.from_codes(donors, categories=list(donor_effects.index))
+        obs["condition"] = pd.Categorical(np.where(donors % 2 == 1, "stim", "ctrl"), categories=["ctrl", "stim"])
 
     adata = AnnData(X=X, obs=obs, var=var)
     adata.uns["simulation"] = _truth(sets, var.index, programs, smooth_genes, params)
+    if params["n_donors"] > 1:
+        adata.uns["simulation"]["donor_effects"] = donor_effects
     logger.info(
         "Simulated %d cells x %d genes (%d programs, median %.0f UMIs/cell); truth in .uns['simulation'].",
         adata.n_obs,
@@ -236,6 +269,28 @@ def simulate_hematopoiesis(
         float(np.median(np.asarray(X.sum(axis=1)))),
     )
     return adata
+
+
+def _donors(programs: dict[str, dict], n_cells: int, params: dict) -> tuple[np.ndarray, pd.DataFrame]:
+    """Each cell's donor, and each donor's multiplier of every programme's activity (applied in place).
+
+    Donors draw from their own generator, so with one donor and no effects the data are exactly
+    those of the same seed without donors.
+    """
+    unknown = sorted(set(params["condition_programs"]) - set(programs))
+    if unknown and params["condition_effect"] != 0:
+        raise ValueError(f"condition_programs {unknown} are not programmes here; pick from {list(programs)}.")
+    rng = np.random.default_rng([params["seed"], DONOR_STREAM])
+    n_donors = params["n_donors"]
+    donors = rng.integers(n_donors, size=n_cells) if n_donors > 1 else np.zeros(n_cells, dtype=np.int64)
+    factors = np.exp(params["donor_effect"] * rng.standard_normal((n_donors, len(programs))))
+    stim = np.arange(n_donors) % 2 == 1
+    changed = np.isin(list(programs), params["condition_programs"])
+    factors[np.ix_(stim, changed)] *= np.exp(params["condition_effect"])
+    for j, prog in enumerate(programs.values()):
+        prog["activity"] = prog["activity"] * factors[donors, j]
+    names = [f"donor_{i}" for i in range(n_donors)]
+    return donors, pd.DataFrame(factors, index=pd.Index(names, name="donor"), columns=list(programs))
 
 
 def _expression(

@@ -5,5 +5,6 @@ from ._group_diff_df import group_diff_df
 from ._impact_df import impact_df
 from ._model import model
 from ._node_genes_df import node_genes_df
+from ._nodes_df import nodes_df
 
-__all__ = ["activity", "group_diff_df", "impact_df", "model", "node_genes_df"]
+__all__ = ["activity", "group_diff_df", "impact_df", "model", "node_genes_df", "nodes_df"]

@@ -20,8 +20,15 @@ from moments, Benjamini-Hochberg), ``_significance`` (module_impact's tables), `
 from __future__ import annotations
 
 from ._display import minmax_per_set, scaled_difference, visible_nodes
-from ._group_tests import activity_tests, node_set_tests
-from ._nodes import active_cells, firing_cells, min_active_cells, node_statistics
+from ._group_tests import (
+    SampleDesign,
+    activity_tests,
+    direction,
+    node_set_tests,
+    sample_design,
+    sample_level_test,
+)
+from ._nodes import active_cells, firing_cells, group_lift, min_active_cells, node_statistics, redundant_nodes
 from ._null import CompetitiveTest, MatchedSets, NullModel, competitive_test, matched_null
 from ._profiles import (
     active_expression_shift,
@@ -33,12 +40,13 @@ from ._profiles import (
     set_enrichment,
 )
 from ._significance import impact_significance
-from ._stats import TwoGroupTest, benjamini_hochberg, welch_from_moments
+from ._stats import TwoGroupTest, benjamini_hochberg, paired_t, welch_from_moments, welch_from_values
 
 __all__ = [
     "CompetitiveTest",
     "MatchedSets",
     "NullModel",
+    "SampleDesign",
     "TwoGroupTest",
     "active_cells",
     "active_expression_shift",
@@ -47,8 +55,10 @@ __all__ = [
     "binned_zscores",
     "cell_activity",
     "competitive_test",
+    "direction",
     "expression_bins",
     "firing_cells",
+    "group_lift",
     "impact_significance",
     "log_ratio",
     "matched_null",
@@ -56,9 +66,14 @@ __all__ = [
     "minmax_per_set",
     "node_set_tests",
     "node_statistics",
+    "paired_t",
     "profile_enrichment",
+    "redundant_nodes",
+    "sample_design",
+    "sample_level_test",
     "scaled_difference",
     "set_enrichment",
     "visible_nodes",
     "welch_from_moments",
+    "welch_from_values",
 ]

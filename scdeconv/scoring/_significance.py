@@ -5,8 +5,74 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .._defaults import FDR
 from ._null import MatchedSets, competitive_test
 from ._stats import benjamini_hochberg
+
+CONDITIONAL_ROUNDS = 3  # greedy conditioning: at most this many rounds until the accepted sets stop changing
+MIN_CONDITIONAL_GENES = 3  # a set left with fewer own genes than this is explained by the stronger sets
+
+
+def _sidak_best(null_z: pd.DataFrame, n_live: int) -> tuple[pd.Series, np.ndarray]:
+    """Per set, the best live node's null z and its normal tail Sidak-corrected for ``n_live`` nodes."""
+    from scipy.stats import norm
+
+    best_z = null_z.max(axis=0)
+    return best_z, -np.expm1(n_live * np.log1p(-norm.sf(best_z.to_numpy())))
+
+
+def conditional_pvalues(
+    z: np.ndarray, pvalue: np.ndarray, null_z: np.ndarray, called: np.ndarray, sets: MatchedSets, *, seed: int = 0
+) -> np.ndarray:
+    """Per (node, set), the p-value of the set given the stronger sets called on the same node.
+
+    Hallmark sets share genes, so a programme carried by one set also raises every set that shares
+    its genes. For each node, called sets (``called``, nodes x sets) are taken from the strongest
+    (largest ``null_z``) down; each is re-tested on its own genes, those in no stronger *accepted*
+    set of that node, against random sets matched to those genes (the competitive test), and it is
+    accepted when that p-value is at most the largest marginal p-value called. A set whose calls
+    came only from genes it shares with a stronger set is left with no signal; one left with
+    fewer than ``MIN_CONDITIONAL_GENES`` genes gets p = 1. The conditional p-value is the larger
+    of the marginal and the re-test (both must reject), so it never falls below the marginal one;
+    pairs not called keep their marginal p-value. The accepted sets depend on the re-tests, so the
+    conditioning is repeated until they stop changing (at most ``CONDITIONAL_ROUNDS`` rounds).
+    """
+    from scipy.stats import norm
+
+    pvalue = np.asarray(pvalue, dtype=np.float64)
+    out = pvalue.copy()
+    if not called.any():
+        return out
+    threshold = float(np.nanmax(np.where(called, pvalue, -np.inf)))
+    members = [set(np.asarray(c).tolist()) for c in sets.set_columns]
+    accepted = called.copy()  # round 1 conditions on every stronger called set
+    for _ in range(CONDITIONAL_ROUNDS):
+        pairs, reduced = [], []
+        for node in np.flatnonzero(called.any(axis=1)):
+            order = np.flatnonzero(called[node])[np.argsort(-null_z[node, called[node]], kind="stable")]
+            stronger: list[int] = []
+            for s in order:
+                covered = set().union(*(members[t] for t in stronger if members[t] & members[s])) if stronger else set()
+                if covered & members[s]:
+                    pairs.append((node, s))
+                    reduced.append(np.array(sorted(members[s] - covered), dtype=np.int64))
+                if accepted[node, s]:
+                    stronger.append(s)
+        result = out.copy()
+        testable = [i for i, cols in enumerate(reduced) if len(cols) >= MIN_CONDITIONAL_GENES]
+        for node, s in pairs:
+            result[node, s] = 1.0  # too few own genes, unless re-tested below
+        if testable:
+            columns = [reduced[i] for i in testable]
+            test = competitive_test(z, MatchedSets(columns, sets.bins, sets.n_null, seed))
+            for k, i in enumerate(testable):
+                node, s = pairs[i]
+                result[node, s] = max(pvalue[node, s], float(norm.sf(test.null_z[node, k])))
+        now = called & (result <= threshold)
+        if (now == accepted).all():
+            return result
+        accepted = now
+    return result
 
 
 def impact_significance(
@@ -22,6 +88,11 @@ def impact_significance(
     ``pvalue`` for "some node encodes this set" (the best node's normal tail, Sidak-corrected for
     the number of live nodes) with its BH ``fdr`` over sets, and the empirical max-statistic
     p-value (how often a random set's best node does as well).
+
+    Sets share genes: ``pvalue_conditional`` and ``fdr_conditional`` (nodes x sets, and per set in
+    ``set_stats``) re-test each pair called at FDR < ``FDR`` on the genes it does not share with a
+    stronger set called on the same node (:func:`conditional_pvalues`), so that a set called only
+    through genes of another called set is not called.
 
     Parameters
     ----------
@@ -44,11 +115,17 @@ def impact_significance(
     def frame(values: np.ndarray) -> pd.DataFrame:
         return pd.DataFrame(values, index=impact.index, columns=impact.columns)
 
+    n_live = int((~dead).sum())
     live_z = frame(null_z).loc[~dead]
-    best_z = live_z.max(axis=0)
     # Best of the live nodes: Sidak-correct its normal tail for the number of nodes looked at
     # (no floor at 1 / n_null, unlike the empirical max-statistic p-value kept beside it).
-    set_pvalue = -np.expm1(int((~dead).sum()) * np.log1p(-norm.sf(best_z.to_numpy())))
+    best_z, set_pvalue = _sidak_best(live_z, n_live)
+    fdr = benjamini_hochberg(pvalue)
+    conditional = conditional_pvalues(z, pvalue, np.nan_to_num(null_z, nan=-np.inf), fdr < FDR, sets, seed=sets.seed)
+    conditional = np.where(dead[:, None], np.nan, conditional)
+    # "Some node encodes this set, beyond the sets it overlaps": the best conditional p over live nodes.
+    best_conditional = np.nanmin(conditional[~dead], axis=0, initial=1.0) if n_live else np.ones(len(impact.columns))
+    set_conditional = -np.expm1(n_live * np.log1p(-np.minimum(best_conditional, 1 - 1e-16)))
     set_stats = pd.DataFrame(
         {
             "best_node": live_z.idxmax(axis=0) if len(live_z) else pd.Series("", index=impact.columns),
@@ -56,12 +133,16 @@ def impact_significance(
             "pvalue": set_pvalue,
             "pvalue_empirical": (1 + test.best_exceeding) / (1 + sets.n_null),
             "fdr": benjamini_hochberg(set_pvalue),
+            "pvalue_conditional": set_conditional,
+            "fdr_conditional": benjamini_hochberg(set_conditional),
         }
     )
     return {
         "null_z": frame(null_z),
         "pvalue": frame(pvalue),
         "pvalue_empirical": frame(empirical),
-        "fdr": frame(benjamini_hochberg(pvalue)),
+        "fdr": frame(fdr),
+        "pvalue_conditional": frame(conditional),
+        "fdr_conditional": frame(benjamini_hochberg(conditional)),
         "set_stats": set_stats.sort_values(["fdr", "null_z"], ascending=[True, False]),
     }

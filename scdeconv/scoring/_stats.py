@@ -51,6 +51,48 @@ def welch_from_moments(
     )
 
 
+def welch_from_values(values1: np.ndarray, values2: np.ndarray) -> TwoGroupTest:
+    """Welch's two-sided t-test of two samples along axis 0 (e.g. per-sample means), any trailing shape."""
+    values1, values2 = np.asarray(values1, dtype=np.float64), np.asarray(values2, dtype=np.float64)
+    # Centre on the overall mean first: the moments' formula then loses no precision.
+    centre = np.concatenate([values1, values2]).mean(axis=0)
+    shifted1, shifted2 = values1 - centre, values2 - centre
+    test = welch_from_moments(
+        shifted1.sum(axis=0), (shifted1**2).sum(axis=0), len(values1),
+        shifted2.sum(axis=0), (shifted2**2).sum(axis=0), len(values2),
+    )  # fmt: skip
+    test.mean1, test.mean2 = test.mean1 + centre, test.mean2 + centre
+    return test
+
+
+def paired_t(values1: np.ndarray, values2: np.ndarray) -> TwoGroupTest:
+    """Paired two-sided t-test of matched rows (axis 0: the pairs, e.g. samples with both groups).
+
+    ``statistic`` is the mean difference over its standard error with ``n - 1`` degrees of freedom;
+    ``effect`` the standardised mean difference of the pairs (Cohen's d_z = mean / sd of the
+    differences). Elements whose differences have no spread get ``effect = 0`` and ``pvalue = 1``
+    when the mean difference is 0.
+    """
+    from scipy.stats import t as student_t
+
+    values1, values2 = np.asarray(values1, dtype=np.float64), np.asarray(values2, dtype=np.float64)
+    n = len(values1)
+    if n < 2 or len(values2) != n:
+        raise ValueError(f"A paired test needs at least 2 matched pairs, got {n} and {len(values2)} values.")
+    differences = values1 - values2
+    mean, sd = differences.mean(axis=0), differences.std(axis=0, ddof=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        statistic = np.where(sd > 0, mean / (sd / np.sqrt(n)), np.where(mean == 0, 0.0, np.sign(mean) * np.inf))
+        effect = np.where(sd > 0, mean / sd, 0.0)
+    return TwoGroupTest(
+        effect=effect,
+        mean1=values1.mean(axis=0),
+        mean2=values2.mean(axis=0),
+        statistic=statistic,
+        pvalue=2 * student_t.sf(np.abs(statistic), n - 1),
+    )
+
+
 def benjamini_hochberg(pvalues: np.ndarray) -> np.ndarray:
     """Benjamini-Hochberg adjusted p-values (FDR) of any-shaped array; NaNs are left out and kept."""
     flat = np.asarray(pvalues, dtype=np.float64).ravel()

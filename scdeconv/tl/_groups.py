@@ -11,10 +11,10 @@ from anndata import AnnData
 from .._logging import logger
 
 
-def _column(adata: AnnData, groupby: str) -> pd.Categorical:
+def _column(adata: AnnData, groupby: str, what: str = "groupby") -> pd.Categorical:
     if groupby not in adata.obs:
         raise KeyError(
-            f"groupby {groupby!r} is not a column of adata.obs; it has {list(adata.obs.columns)}. Pass one of those."
+            f"{what} {groupby!r} is not a column of adata.obs; it has {list(adata.obs.columns)}. Pass one of those."
         )
     values = adata.obs[groupby]
     if not isinstance(values.dtype, pd.CategoricalDtype):
@@ -22,12 +22,13 @@ def _column(adata: AnnData, groupby: str) -> pd.Categorical:
     return pd.Categorical(values)
 
 
-def group_labels(adata: AnnData, groupby: str) -> tuple[np.ndarray, list[str]]:
+def group_labels(adata: AnnData, groupby: str, what: str = "groupby") -> tuple[np.ndarray, list[str]]:
     """Integer label per cell (``-1`` where missing) and the category names, in order.
 
-    Categories without cells are left out (with a warning): they have nothing to score.
+    Categories without cells are left out (with a warning): they have nothing to score. ``what``
+    names the parameter in errors.
     """
-    column = _column(adata, groupby)
+    column = _column(adata, groupby, what)
     unused = [str(c) for c in column.categories if not (column == c).any()]
     if unused:
         logger.warning("adata.obs[%r] has categories without cells, left out: %s.", groupby, unused)
@@ -81,3 +82,51 @@ def two_group_labels(
     labels[in1] = 0
     labels[in2] = 1
     return labels
+
+
+ALL_GROUPS = "all"  # group1 value: every category of groupby against the rest
+
+
+def group_label(group: str | Sequence[str]) -> str:
+    """How a group is named in results: its category, or its pooled categories joined by ``+``."""
+    return "+".join(map(str, as_group_list(group)))
+
+
+def group_contrasts(
+    adata: AnnData, groupby: str, group1: str | Sequence[str], group2: str | Sequence[str] = "rest"
+) -> tuple[np.ndarray, list[tuple[str, list[int], list[int]]]]:
+    """Cell labels and the comparisons to make of them: ``(name, groups of side 1, groups of side 2)``.
+
+    Two groups: labels ``0``/``1`` (``-1`` elsewhere) and one comparison. ``group1="all"``: the
+    category codes of ``groupby`` and one comparison per category against all the others, so that
+    one pass over the cells serves every category.
+    """
+    if not (isinstance(group1, str) and group1 == ALL_GROUPS):
+        labels = two_group_labels(adata, groupby, group1, group2)
+        return labels, [(group_label(group1), [0], [1])]
+    if not (isinstance(group2, str) and group2 == "rest"):
+        raise ValueError(
+            f"group1='all' compares every category of adata.obs[{groupby!r}] with the rest of the cells; "
+            f"leave group2='rest' (got {group2!r}), or name one group1 to compare it with {group2!r}."
+        )
+    labels, categories = group_labels(adata, groupby)
+    if len(categories) < 2:
+        raise ValueError(f"adata.obs[{groupby!r}] has one category ({categories[0]!r}); group1='all' needs two.")
+    counts = np.bincount(labels[labels >= 0], minlength=len(categories))
+    small = [c for c, n in zip(categories, counts, strict=True) if n < 2]
+    if small or counts.sum() - counts.max() < 2:
+        raise ValueError(
+            f"Categories {small or categories} of adata.obs[{groupby!r}] have fewer than 2 cells (or leave fewer "
+            "than 2 for the rest); at least 2 per side are needed. Merge small categories or drop their cells."
+        )
+    everything = range(len(categories))
+    return labels, [(c, [k], [j for j in everything if j != k]) for k, c in enumerate(categories)]
+
+
+def sample_labels(adata: AnnData, sample_key: str) -> tuple[np.ndarray, list[str]]:
+    """Sample (donor) code of every cell (``-1`` where missing, with a warning) and the sample names."""
+    codes, names = group_labels(adata, sample_key, what="sample_key")
+    missing = int((codes < 0).sum())
+    if missing:
+        logger.warning("%d cells have no value in adata.obs[%r]; left out of the comparison.", missing, sample_key)
+    return codes, names
