@@ -1,17 +1,18 @@
-"""Recovery benchmark: scdeconv against decoupler, LinearSCVI, PCA, NMF and a plain autoencoder.
+"""Recovery benchmark: scdeconv against decoupler, LinearSCVI, DRVI, cNMF, PCA, NMF and a plain autoencoder.
 
 Run ``python benchmarks/recovery.py`` to regenerate ``benchmarks/RESULTS.md`` and the figures in
 ``benchmarks/figures/`` (``--smoke`` for a tiny run in well under a minute, ``--out DIR`` to write
-elsewhere). Needs ``pip install -e ".[benchmarks]"`` for decoupler and scvi-tools; without them
-those peers are skipped and the report says so.
+elsewhere). Needs ``pip install -e ".[benchmarks]"`` for decoupler, scvi-tools, drvi-py and cnmf;
+without them those peers are skipped and the report says so.
 
 Every method is turned into the same outputs, on the same cells and genes:
 
 - an **embedding** (cells x d) for neighbourhood preservation and kNN accuracy;
-- a **components x genes importance** matrix (our nodes' attributions, |loadings| of PCA, NMF,
-  LinearSCVI) that gives each component's top-20 genes (discovery, the XOR metric) and, through
-  one shared enrichment (importance z-scored within expression bins, Stouffer-summed over the
-  set, best component), a **score per gene set** for program recovery;
+- a **components x genes importance** matrix (our nodes' expression shifts, |loadings| of PCA, NMF,
+  LinearSCVI, DRVI's per-direction interpretability scores, cNMF's spectra scores) that gives each
+  component's top-20 genes (discovery, the XOR metric) and, through one shared enrichment
+  (importance z-scored within expression bins, Stouffer-summed over the set, best component), a
+  **score per gene set** for program recovery;
 - a **per-cell activity** of every gene set, compared group vs rest by the same Mann-Whitney
   test with BH FDR (the self-contained part of what ``sd.tl.group_diff`` reports as
   ``set_tests``) for power and false discovery.
@@ -29,7 +30,7 @@ from pathlib import Path
 import pandas as pd
 from _recovery.config import HERE, SMOKE, Config
 from _recovery.measure import log
-from _recovery.methods import peers
+from _recovery.methods import OPTIONAL_PEERS, peers
 from _recovery.real import EXPECTATIONS, run_real
 from _recovery.report import write_report
 from _recovery.simulation import run_ablations, run_simulation
@@ -69,7 +70,7 @@ def _run(args: argparse.Namespace, cfg: Config, tables: Path) -> Path:
     start = time.perf_counter()
     load_start = os.getloadavg()[0]
     runners = peers(cfg)
-    skipped = [p for p in ("decoupler ULM", "decoupler AUCell", "LinearSCVI") if p not in runners]
+    skipped = [p for p in OPTIONAL_PEERS if p not in runners]
     keep: dict = {}
     sim = pd.DataFrame([r for lv in cfg.levels for s in cfg.seeds for r in run_simulation(lv, s, cfg, runners, keep)])
     log(f"simulations done ({time.perf_counter() - start:.0f} s)")
@@ -79,7 +80,7 @@ def _run(args: argparse.Namespace, cfg: Config, tables: Path) -> Path:
         "XOR toy",
         lambda: pd.DataFrame([r for s in cfg.seeds for r in run_xor(s, cfg, runners)]),
         skipped,
-        ("single modules", "XOR modules", "seconds"),
+        ("fold change", "single modules", "XOR modules", "seconds"),
     )
     parity = _stage(
         "parity",

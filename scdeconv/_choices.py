@@ -17,6 +17,7 @@ ShuffleOption = Literal["auto", "global", "chunks"]  # "auto": chunks on disk, e
 Method = Literal["guided", "gradient", "grad_x_input", "integrated_gradients"]
 # Tools.
 Score = Literal["enrichment", "median"]
+Profile = Literal["attribution", "expression"]
 NodeCells = Literal["active", "all"]
 RankBy = Literal["expression", "contrast", "active", "mean"]
 AttributionRanking = Literal["contrast", "active", "mean"]

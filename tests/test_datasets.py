@@ -243,6 +243,26 @@ def test_hema_novel_and_xor_programs(hema, hema_cp10k):
     assert _ratio(a_score, a) > 2
 
 
+def test_hema_xor_fold_change_weakens_only_the_xor_blocks(hema, hema_cp10k):
+    weak = simulate_hematopoiesis(N_CELLS, n_genes=N_GENES, seed=0, xor_fold_change=(1.5, 2.5))
+    # The same random draws as the default: groups, activities and library sizes are unchanged.
+    pd.testing.assert_frame_equal(weak.obs, hema.obs)
+    np.testing.assert_array_equal(weak.uns["simulation"]["params"]["xor_fold_change"], [1.5, 2.5])
+    assert len(hema.uns["simulation"]["params"]["xor_fold_change"]) == 0
+    x = weak.X.toarray().astype(float)
+    cp10k = x / x.sum(axis=1, keepdims=True) * 1e4
+    on = weak.obs["xor"].to_numpy()
+    cols = weak.var_names.get_indexer(weak.uns["simulation"]["xor_genes"])
+    ratio_weak = _ratio(cp10k[:, cols].mean(axis=1), on)
+    ratio_default = _ratio(hema_cp10k[:, cols].mean(axis=1), on)
+    # Per-gene fold changes in 1.5-2.5x, times a per-cell activity of mean 1 (Jensen lifts the mean
+    # ratio a little, the renormalisation of the other programmes lowers it): measured 1.9 on seed
+    # 0; the default draws fold_change=3 ** U(0.5, 1.5), measured above 3.
+    assert 1.3 < ratio_weak < 2.8 and ratio_weak < ratio_default - 0.5
+    # Genes outside the XOR blocks keep their design (the same programme genes and baselines).
+    pd.testing.assert_series_equal(weak.var["program"], hema.var["program"])
+
+
 def test_hema_h5ad_round_trip(hema, tmp_path):
     path = tmp_path / "sim.h5ad"
     hema.write_h5ad(path)
@@ -329,6 +349,26 @@ def test_xor_reproducible_and_round_trip(toy, tmp_path):
     pd.testing.assert_frame_equal(back.obs, toy.obs)
 
 
+def test_xor_fold_change_range_draws_weaker_markers():
+    weak = simulate_xor(1000, fold_change=(1.5, 2.5), seed=0)
+    markers = weak.var["module"].to_numpy() != ""
+    fold = weak.var["fold_change"].to_numpy()
+    assert ((fold[markers] >= 1.5) & (fold[markers] <= 2.5)).all() and (fold[~markers] == 1).all()
+    assert fold[markers].std() > 0.1  # one fold change per gene, not one per module
+    np.testing.assert_array_equal(weak.uns["simulation"]["params"]["fold_change"], [1.5, 2.5])
+    x = weak.X.toarray().astype(float)
+    cp10k = x / x.sum(axis=1, keepdims=True) * 1e4
+    for name, genes in weak.uns["simulation"]["module_genes"].items():
+        ratio = _ratio(cp10k[:, weak.var_names.get_indexer(genes)].mean(axis=1), weak.obs[name].to_numpy())
+        # The realised ratio of a module's mean: its genes' fold changes averaged (1.5-2.5),
+        # lowered a little by the renormalisation of the other modules on in the same cells.
+        assert 1.3 < ratio < 2.6, (name, ratio)
+    # A number is the same as the range it spans: no draw, the data a seed always gave.
+    assert (
+        simulate_xor(200, fold_change=3.0, seed=1).X != simulate_xor(200, fold_change=(3.0, 3.0), seed=1).X
+    ).nnz == 0
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
@@ -336,6 +376,8 @@ def test_xor_reproducible_and_round_trip(toy, tmp_path):
         ({"n_xor_modules": 7}, "exceeds n_modules"),
         ({"n_factors": 1}, "needs two factors"),
         ({"factor_prob": 1.0}, "factor_prob must lie in"),
+        ({"fold_change": (2.5, 1.5)}, "low > high"),
+        ({"fold_change": (0.5, 2.0)}, "fold_change must lie in"),
     ],
 )
 def test_xor_bad_arguments(kwargs, match):

@@ -26,6 +26,11 @@ def test_impact_df_carries_statistics(trained_adata):
     live = (~trained_adata.uns["scdeconv_impact"]["node_stats"]["dead"]).sum()
     assert len(table) == live * trained_adata.uns["scdeconv_impact"]["impact"].shape[1]
     assert table["fdr"].between(0, 1).all()
+    # One direction per (node, set), the stored table's, for live nodes only.
+    direction = trained_adata.uns["scdeconv_impact"]["direction"]
+    assert set(table["direction"]) <= {"up", "down"}
+    row = table.iloc[0]
+    assert row["direction"] == direction.loc[row["node"], row["gene_set"]]
 
 
 def test_median_score_has_no_null_and_activity_can_be_skipped(trained_adata):

@@ -142,6 +142,46 @@ def test_enrichment_score_is_binned_stouffer(trained_adata):
         assert (result["impact"][name][~live] == 0).all()  # dead nodes score 0, not amplified noise
 
 
+def test_expression_profile_is_binned_stouffer_of_the_active_cells_shift(trained_adata):
+    # profile="expression": each gene's mean encoder input over the node's active cells (top
+    # quarter by activation) minus its mean over all cells, in SDs over all cells; z-scored within
+    # expression bins and Stouffer-summed per set, signed (negative: lower in the active cells).
+    adata = sd.tl.module_impact(trained_adata, profile="expression", n_null=50, copy=True, progress=False)
+    result = adata.uns["scdeconv_impact"]
+    module, genes = load_model(adata)
+    x = module.prepare_input(torch.from_numpy(adata.X.toarray())).numpy().astype(np.float64)
+    latent = np.asarray(adata.obsm["X_scdeconv"])
+    active = latent >= np.quantile(latent, 0.75, axis=0)
+    sd_gene = np.where(x.std(0) > 0, x.std(0), np.inf)
+    shift = np.stack([(x[active[:, j]].mean(0) - x.mean(0)) / sd_gene for j in range(latent.shape[1])])
+    bins = sd.scoring.expression_bins(x.mean(0), 10)
+    z = np.zeros_like(shift)
+    for b in np.unique(bins):
+        block = shift[:, bins == b]
+        z[:, bins == b] = (block - block.mean(1, keepdims=True)) / block.std(1, keepdims=True)
+    live = ~result["node_stats"]["dead"].to_numpy()
+    assert result["params"]["profile"] == "expression" and live.any()
+    for name, members in result["gene_sets"].items():
+        cols = pd.Index(genes).get_indexer(members)
+        expected = z[:, cols].sum(1) / np.sqrt(len(cols))
+        np.testing.assert_allclose(result["impact"][name][live], expected[live], rtol=1e-4, atol=1e-6)
+        np.testing.assert_array_equal(result["direction"][name][live], np.where(expected[live] >= 0, "up", "down"))
+    assert (result["direction"].loc[~live] == "").all().all()
+    # Its own null: random expression-matched sets scored on the same shift profile.
+    assert np.isfinite(result["null_z"].loc[live].to_numpy()).all()
+    # The direction does not depend on the profile scored: the attribution default reports the same.
+    pd.testing.assert_frame_equal(trained_adata.uns["scdeconv_impact"]["direction"], result["direction"])
+    assert trained_adata.uns["scdeconv_impact"]["params"]["profile"] == "attribution"
+
+
+def test_expression_profile_needs_the_enrichment_over_active_cells(trained_adata):
+    with pytest.raises(ValueError, match="profile must be one of"):
+        sd.tl.module_impact(trained_adata, profile="shift", copy=True, progress=False)
+    for bad in ({"score": "median"}, {"node_cells": "all"}):
+        with pytest.raises(ValueError, match="pass score='enrichment' and node_cells='active'"):
+            sd.tl.module_impact(trained_adata, profile="expression", copy=True, progress=False, **bad)
+
+
 def test_groupby_and_group_diff(trained_adata):
     adata = sd.tl.module_impact(trained_adata, groupby="group", copy=True, progress=False)
     assert set(adata.uns["scdeconv_impact"]["impact_by_group"]) == {"ery", "mono"}

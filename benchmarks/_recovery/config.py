@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent.parent  # benchmarks/
@@ -26,9 +26,16 @@ class Config:
     levels: tuple[str, ...] = ("easy", "medium", "hard")
     max_epochs: int = 200
     scvi_epochs: int = 100
+    drvi_epochs: int = 100  # as LinearSCVI: the same training budget for both scvi-tools models
+    drvi_latent: int = 32  # DRVI's own default; vanished dimensions are dropped, as DRVI's readout does
+    cnmf_iter: int = 20  # NMF replicates per consensus (cNMF's default is 100; 20 fits the 2-core budget)
+    cnmf_density: float = 0.5  # cNMF's default outlier filter of replicate spectra
     nmf_iter: int = 200
     n_null: int = 100
     xor_cells: int = 500
+    # Fold changes of the XOR toy's modules: simulate_xor's default, and per-gene fold changes
+    # drawn log-uniformly in 1.5-2.5x (issue 15: where the XOR programme was lost).
+    xor_fold_changes: tuple = (4.0, (1.5, 2.5))
     parity_cells: int = 500
     ablation_level: str = "medium"
     ablation_seeds: tuple[int, ...] = (0,)
@@ -43,13 +50,18 @@ class Config:
         "paper score",
         "all-cell profiles",
         "attribution genes",
-        "expression-shift sets",
+        "standardised nodes",
         "original recipe",
         "geneset panel",
     )
+    # Extra rows of the simulation table: the default model, its sets scored on another profile
+    # (sd.tl.module_impact's ``profile``); name -> profile.
+    profile_rows: dict = field(default_factory=lambda: {"scdeconv (expression)": "expression"})
     paul15: bool = True
     use_scvi: bool = True
     use_decoupler: bool = True
+    use_drvi: bool = True
+    use_cnmf: bool = True
     real: bool = True
     smoke: bool = False
 
@@ -71,6 +83,8 @@ SMOKE = Config(
     paul15=False,
     use_scvi=False,
     use_decoupler=False,
+    use_drvi=False,
+    use_cnmf=False,
     real=False,
     smoke=True,
 )

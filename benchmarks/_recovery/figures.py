@@ -51,8 +51,9 @@ def figures(out: Path, sim: pd.DataFrame, xor: pd.DataFrame, abl: pd.DataFrame) 
     # 3. The paper's XOR metric.
     if xor.empty:
         return made
-    fig, ax = plt.subplots(figsize=(6, 4))
-    xor.groupby("method", sort=False)[["single modules", "XOR modules"]].mean().plot.bar(ax=ax, rot=30)
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    by = ["fold change", "method"] if "fold change" in xor else ["method"]
+    xor.groupby(by, sort=False)[["single modules", "XOR modules"]].mean().plot.bar(ax=ax, rot=60)
     ax.set_ylabel(f"markers among best node's top {TOP}")
     ax.set_ylim(0, 1.05)
     fig.tight_layout()

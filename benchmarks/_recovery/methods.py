@@ -1,11 +1,15 @@
-"""scdeconv and its peers (plain AE, PCA, NMF, LinearSCVI, decoupler), each as an Output."""
+"""scdeconv and its peers (plain AE, PCA, NMF, LinearSCVI, DRVI, cNMF, decoupler), each as an Output."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import logging
+import tempfile
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,7 +19,11 @@ import scdeconv as sd
 
 from .config import N_COMPONENTS, Config
 from .measure import PeakRSS
-from .outputs import Output, from_loadings, node_gene_matrix, top_genes
+from .outputs import Output, from_components, from_loadings, node_gene_matrix, top_genes
+
+QUIET_LOGGERS = ("scvi", "lightning", "lightning.pytorch", "pytorch_lightning", "drvi")
+TRAINER_QUIET = {"enable_progress_bar": False, "enable_model_summary": False, "logger": False,
+                 "enable_checkpointing": False}  # fmt: skip
 
 
 def run_ours(
@@ -128,7 +136,7 @@ def run_nmf(adata: AnnData, ctx: dict, cfg: Config) -> Output:
 def run_linear_scvi(adata: AnnData, ctx: dict, cfg: Config) -> Output:
     import scvi
 
-    for name in ("scvi", "lightning", "lightning.pytorch", "pytorch_lightning"):
+    for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
     with PeakRSS() as meter, warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -137,17 +145,93 @@ def run_linear_scvi(adata: AnnData, ctx: dict, cfg: Config) -> Output:
         data.var_names = adata.var_names
         scvi.model.LinearSCVI.setup_anndata(data)
         model = scvi.model.LinearSCVI(data, n_latent=N_COMPONENTS)
-        model.train(
-            max_epochs=cfg.scvi_epochs,
-            accelerator="cpu",
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            logger=False,
-            enable_checkpointing=False,
-        )
+        model.train(max_epochs=cfg.scvi_epochs, accelerator="cpu", **TRAINER_QUIET)
         loadings = model.get_loadings().to_numpy().T  # k x genes
         latent = model.get_latent_representation()
         out = from_loadings("LinearSCVI", latent, loadings, ctx, latent @ loadings)
+    out.seconds, out.peak_mb = meter.seconds, meter.peak_mb
+    return out
+
+
+def run_drvi(adata: AnnData, ctx: dict, cfg: Config) -> Output:
+    """DRVI (Moinfar & Theis): disentangled latent dimensions, each read out per direction.
+
+    Its own defaults (split decoders pooled by logsumexp, 128-128 layers, NB-type likelihood) with
+    ``cfg.drvi_latent`` dimensions, trained ``cfg.drvi_epochs`` epochs on the raw counts. A
+    component is one (dimension, direction) that has not vanished, its gene importance DRVI's
+    out-of-distribution interpretability score (``calculate_interpretability_scores``: the
+    decoded effect of traversing the dimension that way); the per-cell activity comes from DRVI's
+    library-normalised expression (log1p), as the linear peers' from their reconstruction.
+    """
+    import scvi
+    from drvi.model import DRVI
+
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    with PeakRSS() as meter, warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        scvi.settings.seed = ctx["seed"]  # also seeds numpy's global RNG, which DRVI's traversal draws from
+        data = AnnData(adata.X.astype(np.float32), obs=pd.DataFrame(index=adata.obs_names))
+        data.var_names = adata.var_names
+        DRVI.setup_anndata(data, is_count_data=True)
+        model = DRVI(data, n_latent=cfg.drvi_latent)
+        model.train(max_epochs=cfg.drvi_epochs, accelerator="cpu", **TRAINER_QUIET)
+        latent = model.get_latent_representation()
+        embed = AnnData(latent)
+        model.set_latent_dimension_stats(embed)
+        scores = model.calculate_interpretability_scores(embed, methods="OOD", inplace=False)
+        keep_pos = ~embed.var["vanished_positive_direction"].to_numpy()
+        keep_neg = ~embed.var["vanished_negative_direction"].to_numpy()
+        importance = np.concatenate(
+            [scores["OOD_combined_positive"][keep_pos], scores["OOD_combined_negative"][keep_neg]]
+        )
+        expression = model.get_normalized_expression(data, library_size=1e4, return_numpy=True)
+        out = from_components("DRVI", latent, np.asarray(importance), ctx, np.log1p(np.asarray(expression)))
+    out.seconds, out.peak_mb = meter.seconds, meter.peak_mb
+    out.extra["components"] = len(importance)
+    return out
+
+
+def run_cnmf(adata: AnnData, ctx: dict, cfg: Config) -> Output:
+    """cNMF (Kotliar et al. 2019): consensus of ``cfg.cnmf_iter`` NMF replicates, k = N_COMPONENTS.
+
+    cNMF's own pipeline on the raw counts of every panel gene (no further gene selection):
+    ``prepare`` (genes scaled to unit variance), ``factorize``, ``combine``, ``consensus`` with its
+    default outlier filter (``cfg.cnmf_density``). A component's gene importance is cNMF's
+    ``spectra_scores`` (z-score regression coefficients, its marker ranking); embedding and
+    activity from the consensus usages and TPM spectra.
+    """
+    from cnmf import cNMF
+
+    k = N_COMPONENTS
+    with (
+        PeakRSS() as meter,
+        warnings.catch_warnings(),
+        tempfile.TemporaryDirectory() as tmp,
+        contextlib.redirect_stdout(io.StringIO()),
+    ):
+        warnings.simplefilter("ignore")
+        counts = AnnData(adata.X.astype(np.float64), obs=pd.DataFrame(index=adata.obs_names))
+        counts.var_names = adata.var_names
+        counts.write_h5ad(Path(tmp) / "counts.h5ad")
+        (Path(tmp) / "genes.txt").write_text("\n".join(adata.var_names))
+        run = cNMF(output_dir=tmp, name="bench")
+        run.prepare(
+            counts_fn=str(Path(tmp) / "counts.h5ad"),
+            components=[k],
+            n_iter=cfg.cnmf_iter,
+            seed=ctx["seed"],
+            genes_file=str(Path(tmp) / "genes.txt"),
+        )
+        run.factorize(worker_i=0, total_workers=1)
+        run.combine()
+        run.consensus(k=k, density_threshold=cfg.cnmf_density, show_clustering=False, build_ref=False)
+        usage, spectra_scores, spectra_tpm, _ = run.load_results(K=k, density_threshold=cfg.cnmf_density)
+        genes = pd.Index(ctx["genes"])
+        importance = spectra_scores.T.reindex(columns=genes).fillna(0.0).to_numpy()  # k x genes
+        tpm = spectra_tpm.T.reindex(columns=genes).fillna(0.0).to_numpy()
+        recon = np.log1p(usage.to_numpy() @ tpm / 100)  # usages sum to 1: TPM / 100 = per 10^4
+        out = from_components("cNMF", usage.to_numpy(), importance, ctx, recon)
     out.seconds, out.peak_mb = meter.seconds, meter.peak_mb
     return out
 
@@ -186,4 +270,11 @@ def peers(cfg: Config) -> dict:
         runners["decoupler AUCell"] = lambda a, c, f: run_decoupler(a, c, f, "aucell")
     if cfg.use_scvi and importlib.util.find_spec("scvi") is not None:
         runners["LinearSCVI"] = run_linear_scvi
+    if cfg.use_drvi and importlib.util.find_spec("drvi") is not None:
+        runners["DRVI"] = run_drvi
+    if cfg.use_cnmf and importlib.util.find_spec("cnmf") is not None:
+        runners["cNMF"] = run_cnmf
     return runners
+
+
+OPTIONAL_PEERS = ("decoupler ULM", "decoupler AUCell", "LinearSCVI", "DRVI", "cNMF")

@@ -54,21 +54,31 @@ def top_genes(importance: np.ndarray, genes: np.ndarray, n: int = TOP) -> list[s
     return [set(genes[row]) for row in order]
 
 
-def from_loadings(name: str, scores: np.ndarray, loadings: np.ndarray, ctx: dict, recon: np.ndarray) -> Output:
-    """A linear factorisation (cells x k scores, k x genes loadings) as an Output."""
-    importance = np.abs(loadings)
-    enr = enrichment_scores(importance, ctx["bins"], ctx["sets"])
+def reconstruction_activity(recon: np.ndarray, sets: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Cells x sets: the mean over each set of the reconstruction, every gene standardised over cells."""
     sd_gene = recon.std(axis=0)
     z = (recon - recon.mean(axis=0)) / np.where(sd_gene > 0, sd_gene, 1)
-    activity = pd.DataFrame({s: z[:, cols].mean(axis=1) for s, cols in ctx["sets"].items()})
+    return pd.DataFrame({s: z[:, cols].mean(axis=1) for s, cols in sets.items()})
+
+
+def from_components(
+    name: str, embedding: np.ndarray, importance: np.ndarray, ctx: dict, recon: np.ndarray | None
+) -> Output:
+    """Components x genes importance (higher = more the component's gene) as an Output."""
+    enr = enrichment_scores(importance, ctx["bins"], ctx["sets"])
     return Output(
         name,
-        embedding=scores,
+        embedding=embedding,
         importance=importance,
         set_scores=enr.max(axis=0),
-        activity=activity,
+        activity=None if recon is None else reconstruction_activity(recon, ctx["sets"]),
         top_genes=top_genes(importance, ctx["genes"]),
     )
+
+
+def from_loadings(name: str, scores: np.ndarray, loadings: np.ndarray, ctx: dict, recon: np.ndarray) -> Output:
+    """A linear factorisation (cells x k scores, k x genes loadings) as an Output: importance = |loadings|."""
+    return from_components(name, scores, np.abs(loadings), ctx, recon)
 
 
 def node_gene_matrix(adata: AnnData, *, model_key: str, rank_by: str, method: str = "grad_x_input") -> np.ndarray:

@@ -16,7 +16,7 @@ from .config import LEVELS, Config
 from .measure import log
 from .methods import run_ours
 from .metrics import best_precision, embedding_metrics, group_metrics, recovery_metrics
-from .outputs import Output, enrichment_scores, lognorm, node_gene_matrix, set_columns
+from .outputs import Output, lognorm, set_columns
 
 
 def simulator_truth(adata: AnnData) -> dict:
@@ -49,6 +49,8 @@ def run_simulation(level: str, seed: int, cfg: Config, runners: dict, keep: dict
     truth = simulator_truth(adata)
     adata, ctx = prepare(adata, mode="hvg", seed=seed, labels_col="group")
     outputs = [run_ours(adata, ctx, cfg)]
+    for name, profile in cfg.profile_rows.items():  # the same model, its sets scored on another profile
+        outputs.append(run_ours(adata, ctx, cfg, name=name, model="scdeconv", impact={"profile": profile}))
     for _name, runner in runners.items():
         outputs.append(runner(adata, ctx, cfg))
     if level == cfg.ablation_level and seed in cfg.ablation_seeds:
@@ -131,15 +133,13 @@ def ablation(variant: str, adata: AnnData, ctx: dict, cfg: Config, seed: int, mo
         epochs = max(1, int(budget // per_epoch))
         out = run_ours(adata, ctx, cfg, name=name, train={**sgd, "max_epochs": epochs})
         return out
-    if variant == "expression-shift sets":
-        # The default model's nodes, each scored by its genes' expression shift in its active cells
-        # (node_genes' ranking) instead of attributions, through the enrichment the peers' loadings get.
-        result = adata.uns["scdeconv_impact"]
-        live = ~result["node_stats"]["dead"].to_numpy()
-        start = time.perf_counter()
-        shift = node_gene_matrix(adata, model_key="scdeconv", rank_by="expression")[live]
-        set_scores = enrichment_scores(shift, ctx["bins"], ctx["sets"]).max(axis=0)
-        return replace(default, name=name, set_scores=set_scores, seconds=time.perf_counter() - start)
+    if variant == "standardised nodes":
+        # The default model; its live nodes standardised (mean 0, SD 1) before neighbours are taken.
+        latent = np.asarray(default.embedding, dtype=np.float64)
+        spread = latent.std(axis=0)
+        keep = spread > 1e-3 * spread.max()
+        z = (latent[:, keep] - latent[:, keep].mean(axis=0)) / spread[keep]
+        return replace(default, name=name, embedding=z)
     if variant == "geneset panel":
         full = sd.datasets.simulate_hematopoiesis(
             cfg.n_cells, n_genes=cfg.n_genes, seed=seed, **LEVELS[cfg.ablation_level]

@@ -35,9 +35,20 @@ def module_context(adata: AnnData, seed: int, modules: dict[str, list[str]], lab
     return ctx
 
 
+def fold_label(fold_change) -> str:
+    """``4x`` or ``1.5-2.5x``: how the XOR toy's fold change is shown in the tables."""
+    if isinstance(fold_change, tuple | list):
+        return f"{fold_change[0]:g}-{fold_change[1]:g}x"
+    return f"{fold_change:g}x"
+
+
 def run_xor(seed: int, cfg: Config, runners: dict) -> list[dict]:
     """(c) Per module, the best component's share of the module's markers among its top 20 genes."""
-    adata = sd.datasets.simulate_xor(cfg.xor_cells, seed=seed)
+    return [row for fold in cfg.xor_fold_changes for row in run_xor_level(seed, fold, cfg, runners)]
+
+
+def run_xor_level(seed: int, fold_change, cfg: Config, runners: dict) -> list[dict]:
+    adata = sd.datasets.simulate_xor(cfg.xor_cells, fold_change=fold_change, seed=seed)
     sim = adata.uns["simulation"]
     modules = {m: list(g) for m, g in sim["module_genes"].items()}
     xor = set(sim["xor_modules"])
@@ -49,6 +60,7 @@ def run_xor(seed: int, cfg: Config, runners: dict) -> list[dict]:
         rows.append(
             {
                 "seed": seed,
+                "fold change": fold_label(fold_change),
                 "method": out.name,
                 "single modules": np.mean([v for m, v in prec.items() if m not in xor]),
                 "XOR modules": np.mean([v for m, v in prec.items() if m in xor]),

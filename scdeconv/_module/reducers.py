@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ..scoring import cell_activity
+from ..scoring import active_expression_shift, cell_activity
 from .saliency import CellBatch, cell_gene_zscores, set_membership
 
 
@@ -74,6 +74,55 @@ class AttributionProfile(Reducer):
     def pooled(self) -> np.ndarray:
         """Nodes x genes mean |attribution| over all groups' cells together (exact: sums, not averages)."""
         return self.sums.sum(axis=0) / np.maximum(self.weight_totals.sum(axis=0), 1e-12)[:, None]
+
+
+class ExpressionShift(Reducer):
+    """Per group, the encoder input's sums per gene (and squares), and each node's sums over its weighted cells.
+
+    No attributions: the input itself (log1p of library-normalised counts), so that a node's
+    active cells (``node_weights``, cells x nodes, as for :class:`AttributionProfile`) can be
+    compared with all cells gene by gene (:func:`scdeconv.scoring.active_expression_shift`).
+    """
+
+    needs_magnitude = False
+    summed = ("total", "squares", "weighted", "weight_totals", "n_cells")
+
+    def __init__(self, n_groups: int, n_nodes: int, n_genes: int, node_weights: np.ndarray):
+        self.node_weights = np.asarray(node_weights, dtype=np.float64)
+        self.total = np.zeros((n_groups, n_genes))
+        self.squares = np.zeros_like(self.total)
+        self.weighted = np.zeros((n_groups, n_nodes, n_genes))
+        self.weight_totals = np.zeros((n_groups, n_nodes))
+        self.n_cells = np.zeros(n_groups)
+
+    def block_width(self, n_genes: int) -> int:
+        return 1  # holds no attribution block: batches are sized by the other reducers
+
+    def update(self, batch: CellBatch) -> None:
+        x = batch.x.double()
+        weights = torch.as_tensor(self.node_weights[batch.positions], dtype=x.dtype, device=x.device)
+        for group, rows in batch.groups():
+            part = x[rows]
+            self.total[group] += part.sum(dim=0).cpu().numpy()
+            self.squares[group] += (part * part).sum(dim=0).cpu().numpy()
+            self.weighted[group] += (weights[rows].T @ part).cpu().numpy()
+            self.weight_totals[group] += weights[rows].sum(dim=0).cpu().numpy()
+            self.n_cells[group] += part.shape[0]
+
+    def profiles(self) -> np.ndarray:
+        """Groups x nodes x genes: the shift of each node's active cells within each group, in SDs."""
+        parts = zip(self.total, self.squares, self.weighted, self.weight_totals, self.n_cells, strict=True)
+        return np.stack([active_expression_shift(t, q, w, c, int(n)) for t, q, w, c, n in parts])
+
+    def pooled(self) -> np.ndarray:
+        """Nodes x genes: the shift of each node's active cells among all groups' cells together."""
+        return active_expression_shift(
+            self.total.sum(axis=0),
+            self.squares.sum(axis=0),
+            self.weighted.sum(axis=0),
+            self.weight_totals.sum(axis=0),
+            int(self.n_cells.sum()),
+        )
 
 
 class SetMedians(Reducer):

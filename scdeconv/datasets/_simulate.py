@@ -104,6 +104,24 @@ def fold_changes(rng: np.random.Generator, n: int, *, fold_change: float) -> np.
     return fold_change ** rng.uniform(0.5, 1.5, size=n)
 
 
+def check_fold_range(name: str, value: object) -> tuple[float, float]:
+    """A fold change or a ``(low, high)`` range of them, all above 1, as ``(low, high)``."""
+    if isinstance(value, Real) and not isinstance(value, bool):
+        value = check_float(name, value, low=1.0, low_open=True)
+        return value, value
+    if not isinstance(value, tuple | list) or len(value) != 2:
+        raise TypeError(f"{name} must be a number or a (low, high) pair of numbers, not {value!r}.")
+    low, high = (check_float(name, v, low=1.0, low_open=True) for v in value)
+    if low > high:
+        raise ValueError(f"{name}=({low}, {high}) has low > high; pass (low, high) with low <= high.")
+    return low, high
+
+
+def range_fold_changes(rng: np.random.Generator, n: int, low: float, high: float) -> np.ndarray:
+    """Per-gene fold changes log-uniform in ``[low, high]``; one uniform draw per gene, as :func:`fold_changes`."""
+    return np.exp(np.log(low) + rng.uniform(0.0, 1.0, size=n) * (np.log(high) - np.log(low)))
+
+
 def sample_counts(
     rng: np.random.Generator,
     log_rates: np.ndarray,

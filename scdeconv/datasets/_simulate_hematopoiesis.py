@@ -73,6 +73,7 @@ def simulate_hematopoiesis(
     xor_size: int = 20,
     xor_marginal_size: int = 10,
     xor_prob: float = 0.5,
+    xor_fold_change: float | tuple[float, float] | None = None,
     filler_fraction: float = 0.2,
     n_smooth_factors: int = 3,
     n_donors: int = 1,
@@ -152,6 +153,11 @@ def simulate_hematopoiesis(
         Genes of each of the ``XOR_A`` and ``XOR_B`` blocks; 0 leaves the factors unmarked.
     xor_prob
         Probability that each hidden factor ``A``, ``B`` is on in a cell.
+    xor_fold_change
+        Fold changes of the ``XOR``, ``XOR_A`` and ``XOR_B`` genes: ``None`` (default) draws them as
+        every programme's (around ``fold_change``); a number or a ``(low, high)`` pair draws each
+        gene's log-uniformly in ``[low, high]`` (e.g. ``(1.5, 2.5)``: a weak nonlinear programme),
+        times the cell's activity as for every programme.
     filler_fraction
         Share of genes that are synthetic fillers outside every gene set.
     n_smooth_factors
@@ -224,6 +230,10 @@ def simulate_hematopoiesis(
         "xor_size": sim.check_int("xor_size", xor_size, minimum=1),
         "xor_marginal_size": sim.check_int("xor_marginal_size", xor_marginal_size, minimum=0),
         "xor_prob": sim.check_float("xor_prob", xor_prob, low=0.0, high=1.0, low_open=True, high_open=True),
+        # (low, high), or empty: the XOR blocks' fold changes are drawn as every programme's
+        "xor_fold_change": np.array(
+            [] if xor_fold_change is None else sim.check_fold_range("xor_fold_change", xor_fold_change)
+        ),
         "filler_fraction": sim.check_float("filler_fraction", filler_fraction, low=0.0, high=0.9),
         "n_smooth_factors": sim.check_int("n_smooth_factors", n_smooth_factors, minimum=0),
         "n_donors": sim.check_int("n_donors", n_donors, minimum=1),
@@ -310,7 +320,10 @@ def _expression(
     program_of_gene = np.full(n_genes, "", dtype=object)
     for name, prog in programs.items():
         idx = col[prog["genes"]].to_numpy()
-        log_fc = np.log(sim.fold_changes(rng, len(idx), fold_change=params["fold_change"]))
+        if prog["kind"].startswith("xor") and len(params["xor_fold_change"]):
+            log_fc = np.log(sim.range_fold_changes(rng, len(idx), *params["xor_fold_change"]))
+        else:
+            log_fc = np.log(sim.fold_changes(rng, len(idx), fold_change=params["fold_change"]))
         rows = np.flatnonzero(prog["cells"])
         log_rates[np.ix_(rows, idx)] += np.outer(prog["activity"][rows], log_fc)
         program_of_gene[idx] = name

@@ -22,7 +22,7 @@ def simulate_xor(
     n_modules: int = 6,
     n_xor_modules: int = 2,
     module_size: int = 20,
-    fold_change: float = 4.0,
+    fold_change: float | tuple[float, float] = 4.0,
     factor_prob: float = 0.5,
     library_median: float = 2000.0,
     library_sigma: float = 0.4,
@@ -34,7 +34,8 @@ def simulate_xor(
 
     Each cell carries ``n_factors`` hidden binary factors ``F0, F1, ...`` (each on with
     probability ``factor_prob``, independently). Each module is a block of ``module_size`` marker
-    genes whose mean is multiplied by ``fold_change`` in the cells where its rule holds. The
+    genes whose mean is multiplied by ``fold_change`` (or by a per-gene fold change in a given
+    range) in the cells where its rule holds. The
     first ``n_modules - n_xor_modules`` modules follow one factor each (module ``i`` follows
     ``F{i mod n_factors}``); the last ``n_xor_modules`` follow the XOR of two factors (XOR module
     ``j`` follows ``F{2j mod n_factors} xor F{(2j + 1) mod n_factors}``), on where exactly one of
@@ -59,7 +60,9 @@ def simulate_xor(
     module_size
         Marker genes per module.
     fold_change
-        Fold change of a module's genes where its rule holds.
+        Fold change of a module's genes where its rule holds; a ``(low, high)`` pair draws each
+        marker gene's fold change log-uniformly in that range (e.g. ``(1.5, 2.5)``, a weak
+        programme).
     factor_prob
         Probability that a factor is on in a cell.
     {counts_model}
@@ -77,6 +80,8 @@ def simulate_xor(
         Expected UMIs of the cell.
     ``var["module"]``
         Module of a marker gene, ``""`` for background.
+    ``var["fold_change"]``
+        Fold change of each gene where its module's rule holds (1 for background).
     ``uns["simulation"]``
         ``modules`` (table indexed by module: ``rule`` such as ``"F0 xor F1"``, ``kind``
         ``"single"``/``"xor"``, ``factor_a``, ``factor_b`` (-1 for single), ``n_genes``,
@@ -105,7 +110,7 @@ def simulate_xor(
         minimum=n_modules * module_size,
         hint=f"The {n_modules} modules of {module_size} genes need that many; lower module_size or n_modules.",
     )
-    fold_change = sim.check_float("fold_change", fold_change, low=1.0, low_open=True)
+    fold_low, fold_high = sim.check_fold_range("fold_change", fold_change)
     factor_prob = sim.check_float("factor_prob", factor_prob, low=0.0, high=1.0, low_open=True, high_open=True)
     library_median = sim.check_float("library_median", library_median, low=1.0)
     library_sigma = sim.check_float("library_sigma", library_sigma, low=0.0)
@@ -125,10 +130,15 @@ def simulate_xor(
     base = sim.baseline_log_shares(rng, n_genes, sigma=gene_mean_sigma)
     phi = sim.dispersions(rng, n_genes, median=dispersion)
     library = sim.library_sizes(rng, n_cells, median=library_median, sigma=library_sigma)
+    gene_fold = np.ones(n_genes)
+    if fold_low == fold_high:  # one fold change: no draw, so a seed gives the data it always gave
+        gene_fold[: len(markers)] = fold_low
+    else:
+        gene_fold[: len(markers)] = sim.range_fold_changes(rng, len(markers), fold_low, fold_high)
     log_rates = np.repeat(base[None, :].astype(np.float32), n_cells, axis=0)
     for i in range(n_modules):
         cols = slice(i * module_size, (i + 1) * module_size)
-        log_rates[:, cols] += np.log(fold_change) * on[:, [i]]
+        log_rates[:, cols] += np.log(gene_fold[cols]) * on[:, [i]]
     X = sim.sample_counts(rng, log_rates, library, phi)
 
     obs = pd.DataFrame(index=pd.Index([f"cell_{i}" for i in range(n_cells)]))
@@ -137,7 +147,7 @@ def simulate_xor(
     for i, name in enumerate(modules.index):
         obs[name] = on[:, i]
     obs["library_size"] = library
-    var = pd.DataFrame({"module": pd.Categorical(module_of_gene)}, index=pd.Index(var_names))
+    var = pd.DataFrame({"module": pd.Categorical(module_of_gene), "fold_change": gene_fold}, index=pd.Index(var_names))
     modules["cell_fraction"] = on.mean(axis=0)
 
     params = {
@@ -147,7 +157,7 @@ def simulate_xor(
         "n_modules": n_modules,
         "n_xor_modules": n_xor_modules,
         "module_size": module_size,
-        "fold_change": fold_change,
+        "fold_change": fold_low if fold_low == fold_high else np.array([fold_low, fold_high]),
         "factor_prob": factor_prob,
         "library_median": library_median,
         "library_sigma": library_sigma,

@@ -25,16 +25,19 @@ def impact_df(adata: AnnData, key: str = IMPACT_KEY, *, drop_dead: bool = True) 
     Returns
     -------
     Columns ``node``, ``gene_set``, ``impact`` (the score: enrichment z-sum, or the paper's
-    median), ``scaled`` (min-max per set across nodes, as in the heatmap), ``rank`` (1 = the
-    set's strongest node), ``n_present`` (genes of the set scored) and, when the null model was
-    run, ``null_z``, ``pvalue``, ``pvalue_empirical`` and ``fdr``; sorted by ``scaled`` then
-    ``impact``, largest first.
+    median), ``direction`` (``"up"``/``"down"``: the set's genes higher or lower in the node's
+    active cells; results written before it existed have none), ``scaled`` (min-max per set
+    across nodes, as in the heatmap), ``rank`` (1 = the set's strongest node), ``n_present``
+    (genes of the set scored) and, when the null model was run, ``null_z``, ``pvalue``,
+    ``pvalue_empirical`` and ``fdr``; sorted by ``scaled`` then ``impact``, largest first.
     """
     stored = stored_result(adata, key, "impact")
     impact = stored["impact"]
     live = ~stored["node_stats"]["dead"].to_numpy() if drop_dead else slice(None)
     impact = impact.loc[live]
     columns = {"impact": impact.stack(), "scaled": minmax_per_set(impact).stack()}
+    if "direction" in stored:
+        columns["direction"] = stored["direction"].loc[live].stack()
     for name in ("null_z", "pvalue", "pvalue_empirical", "fdr"):
         if name in stored:
             columns[name] = stored[name].loc[live].stack(future_stack=True)
@@ -45,6 +48,7 @@ def impact_df(adata: AnnData, key: str = IMPACT_KEY, *, drop_dead: bool = True) 
     sizes = stored.get("gene_set_sizes")
     if sizes is not None and "n_present" in sizes:
         table["n_present"] = table["gene_set"].map(sizes["n_present"]).astype(int)
-    order = ["node", "gene_set", "impact", "scaled", "rank", "n_present", "null_z", "pvalue", "pvalue_empirical"]
+    order = ["node", "gene_set", "impact", "direction", "scaled", "rank", "n_present", "null_z", "pvalue"]
+    order += ["pvalue_empirical"]
     table = table[[c for c in order if c in table] + [c for c in table if c not in order]]
     return table.sort_values(["scaled", "impact"], ascending=False, ignore_index=True)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from .._choices import Method, NodeCells, Score, check_choice
+from .._choices import Method, NodeCells, Profile, Score, check_choice
 from .._defaults import N_BINS, N_NULL
 from .._docs import inject_docs
 from .._keys import ACTIVITY_KEY, IMPACT_KEY, MODEL_KEY, node_names
@@ -31,14 +31,38 @@ from ._saliency_pass import gene_means, saliency_pass, stored_latent
 
 
 def score_reducer(
-    score: str, n_groups: int, n_nodes: int, set_columns: list[np.ndarray], *, n_genes: int, node_weights=None
+    score: str,
+    n_groups: int,
+    n_nodes: int,
+    set_columns: list[np.ndarray],
+    *,
+    n_genes: int,
+    node_weights=None,
+    profile: str = "attribution",
 ):
-    """What a saliency pass keeps for ``score``: per-cell set medians, or gene profiles (weighted per node)."""
-    from .._module.reducers import AttributionProfile, SetMedians
+    """What a saliency pass keeps for ``score``: per-cell set medians, or gene profiles (weighted per node).
+
+    The gene profile is the mean |attribution| (``profile="attribution"``) or, with
+    ``profile="expression"``, the expression shift of each node's active cells (``node_weights``).
+    """
+    from .._module.reducers import AttributionProfile, ExpressionShift, SetMedians
 
     if score == "median":
         return SetMedians(n_groups, n_nodes, set_columns)
+    if profile == "expression":
+        return ExpressionShift(n_groups, n_nodes, n_genes, node_weights)
     return AttributionProfile(n_groups, n_nodes, n_genes, node_weights=node_weights)
+
+
+def set_directions(shift, bins: np.ndarray, set_columns: list[np.ndarray], names: list[str], dead: np.ndarray):
+    """Nodes x sets ``"up"``/``"down"``: the sign of the set's expression shift in each node's active cells.
+
+    ``shift`` is an :class:`~scdeconv._module.reducers.ExpressionShift` fed by the pass; dead nodes get ``""``.
+    """
+    signed = profile_enrichment(shift.pooled(), bins, set_columns)
+    direction = np.where(signed >= 0, "up", "down").astype(object)
+    direction[dead] = ""
+    return pd.DataFrame(direction, index=node_names(len(dead)), columns=names)
 
 
 def pooled_zscores(scores, bins: np.ndarray) -> np.ndarray | None:
@@ -71,6 +95,7 @@ def module_impact(
     gene_sets="hallmark",
     method: Method = "grad_x_input",
     score: Score = "enrichment",
+    profile: Profile = "attribution",
     groupby: str | None = None,
     species: str | None = None,
     min_size: int = 3,
@@ -90,17 +115,24 @@ def module_impact(
     """Score how strongly each gene set drives each node of the representation.
 
     Every cell's attribution of node *j* to each input gene is computed exactly (batched, never
-    holding cells x nodes x genes). Two scores turn attributions into a nodes x sets table:
+    holding cells x nodes x genes). Two scores turn a per-gene profile of each node into a nodes
+    x sets table:
 
     ``score="enrichment"`` (default)
-        For node *j*, each gene's mean |attribution| over the node's active cells (its top
-        quarter by activation, ``node_cells="active"``; or over all cells) is z-scored among genes
-        of similar mean expression (``n_bins`` equal-count bins); the set's score is the Stouffer
-        sum ``sum(z[S]) / sqrt(|S|)``. Positive: the set's genes drive the node more than
+        For node *j*, each gene's profile value is z-scored among genes of similar mean
+        expression (``n_bins`` equal-count bins); the set's score is the Stouffer sum
+        ``sum(z[S]) / sqrt(|S|)``. Positive: the set's genes stand out on the node more than
         expression-matched genes do; around 0: no more than chance; it is comparable across
-        nodes and sets of different sizes. With gradient x input attributions (the default
-        ``method``), a set also scores where its genes are highly expressed, which is what makes
-        group comparisons find the active programs.
+        nodes and sets of different sizes. The profile (``profile``) is either
+
+        - ``"attribution"`` (default): each gene's mean |attribution| over the node's active
+          cells (its top quarter by activation, ``node_cells="active"``; or over all cells):
+          which genes the encoder *reads* to set the node. With gradient x input attributions
+          (the default ``method``), a set also scores where its genes are highly expressed.
+        - ``"expression"``: how far each gene's mean expression (the encoder input) in the node's
+          active cells sits from its mean over all cells, in standard deviations (the ranking of
+          :func:`scdeconv.tl.node_genes`): which genes *move with* the node. A negative score
+          says the set is lower in the node's active cells (``direction`` ``"down"``).
     ``score="median"`` (the paper, Kinalis et al. 2019, with ``method="guided"``)
         For each cell, the median |saliency| over the set's genes, averaged over cells. A pure
         magnitude: it mostly follows each node's overall gain and is interpretable only after
@@ -131,6 +163,11 @@ def module_impact(
         ``"gradient"`` or ``"integrated_gradients"``. Absolute values are used.
     score
         ``"enrichment"`` (default) or ``"median"`` (paper).
+    profile
+        Gene profile the enrichment scores: ``"attribution"`` (default; the paper's kind of
+        evidence, mean |attribution|) or ``"expression"`` (the expression shift of each node's
+        active cells; needs ``score="enrichment"`` and ``node_cells="active"``). Both share the
+        null model, computed on the chosen profile.
     groupby
         Also score each category of this ``obs`` column separately.
     species
@@ -176,6 +213,10 @@ def module_impact(
         Set name -> the model genes that were scored (reused by :func:`scdeconv.tl.group_diff`).
     ``gene_mean``
         Mean encoder input of each model gene (defines the expression bins).
+    ``direction``
+        DataFrame nodes x gene sets, ``"up"`` or ``"down"``: whether the set's genes are higher or
+        lower in the node's active cells than in all cells (sign of the set's enrichment of the
+        expression shift, whatever ``profile`` and ``score``); ``""`` for dead nodes.
     ``null_z``, ``pvalue``, ``pvalue_empirical``, ``fdr``
         DataFrames nodes x gene sets from the null model (``score="enrichment"``, ``n_null > 0``);
         NaN for dead nodes.
@@ -203,6 +244,13 @@ def module_impact(
     check_choice("method", method, Method)
     check_choice("score", score, Score)
     check_choice("node_cells", node_cells, NodeCells)
+    check_choice("profile", profile, Profile)
+    if profile == "expression" and (score != "enrichment" or node_cells != "active"):
+        raise ValueError(
+            "profile='expression' compares each node's active cells with all cells and scores sets by "
+            f"enrichment; pass score='enrichment' and node_cells='active' (got score={score!r}, "
+            f"node_cells={node_cells!r}), or profile='attribution'."
+        )
     check_not_backed_copy(adata, copy)
     adata = adata.copy() if copy else adata
     entry = stored_model(adata, model_key)
@@ -223,14 +271,20 @@ def module_impact(
     bins = expression_bins(gene_mean, n_bins)
     n_nodes, n_groups = int(entry["params"]["n_latent"]), len(categories)
     latent = stored_latent(adata, model_key)
-    weights = active_cells(latent) if score == "enrichment" and node_cells == "active" else None
-    scores = score_reducer(score, n_groups, n_nodes, set_columns, n_genes=len(genes), node_weights=weights)
-    from .._module.reducers import CellActivity
+    active = active_cells(latent)
+    weights = active if score == "enrichment" and node_cells == "active" else None
+    scores = score_reducer(
+        score, n_groups, n_nodes, set_columns, n_genes=len(genes), node_weights=weights, profile=profile
+    )
+    from .._module.reducers import CellActivity, ExpressionShift
 
+    # The direction of every (node, set) needs the expression shift; no attributions, so it adds
+    # no Jacobian work and leaves the attribution scores exactly as they were.
+    shift = scores if isinstance(scores, ExpressionShift) else ExpressionShift(n_groups, n_nodes, len(genes), active)
     activity = CellActivity(adata.n_obs, n_groups, bins, set_columns) if activity_key is not None else None
     n_cells = saliency_pass(
         adata,
-        [scores] if activity is None else [scores, activity],
+        [r for r in (scores, activity, shift if shift is not scores else None) if r is not None],
         model_key=model_key,
         labels=labels,
         n_groups=n_groups,
@@ -251,6 +305,7 @@ def module_impact(
             "gene_sets": describe_gene_sets(gene_sets),
             "method": method,
             "score": score,
+            "profile": profile,
             "groupby": groupby or "",
             "species": species,
             "min_size": int(min_size),
@@ -267,6 +322,7 @@ def module_impact(
         "gene_set_sizes": sizes,
         "gene_sets": {n: genes[indices[n]] for n in names},
         "gene_mean": gene_mean,
+        "direction": set_directions(shift, bins, set_columns, names, dead),
     }
     if score == "enrichment" and n_null > 0:
         result.update(impact_significance(pooled, impact, dead, MatchedSets(set_columns, bins, n_null, seed)))

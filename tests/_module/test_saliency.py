@@ -4,7 +4,7 @@ import torch
 from conftest import stream
 
 from scdeconv._module.autoencoder import Autoencoder
-from scdeconv._module.reducers import AttributionProfile, NodeSetScores, SetMedians
+from scdeconv._module.reducers import AttributionProfile, ExpressionShift, NodeSetScores, SetMedians
 from scdeconv._module.saliency import attribution, cell_gene_zscores, jacobian, set_medians, set_membership
 
 
@@ -191,3 +191,30 @@ def test_cell_gene_zscores_are_finite_for_vanishing_attributions():
     scores = cell_gene_zscores(values, bins) @ torch.as_tensor(set_membership(sets, 8), dtype=torch.float32)
     assert torch.isfinite(scores).all()
     assert (scores[0] == 0).all() and (scores[1, :2] == 0).all() and scores[1, 2].abs().sum() > 0
+
+
+def test_expression_shift_reducer_matches_numpy_and_merges_exactly():
+    # Per group, each node's active cells' mean input minus the group's mean, in the group's SDs;
+    # pooled over groups from the sums (not an average of group shifts). No attribution is needed.
+    module = random_network()
+    counts = np.random.default_rng(3).poisson(2.0, size=(30, 11)).astype(np.float32)
+    weights = (np.random.default_rng(4).random((30, 4)) < 0.3).astype(float)
+    labels = np.arange(30) % 2
+    (whole,) = stream(module, counts, [ExpressionShift(2, 4, 11, weights)], labels=labels, batch_size=7)
+    assert not whole.needs_magnitude
+    x = module.prepare_input(torch.from_numpy(counts)).numpy().astype(np.float64)
+
+    def shift(rows):
+        sd_gene = x[rows].std(axis=0)
+        return np.stack([(x[rows][weights[rows, j] > 0].mean(0) - x[rows].mean(0)) / sd_gene for j in range(4)])
+
+    np.testing.assert_allclose(whole.pooled(), shift(np.arange(30)), rtol=1e-5)
+    for g in (0, 1):
+        np.testing.assert_allclose(whole.profiles()[g], shift(np.flatnonzero(labels == g)), rtol=1e-5)
+    # Two halves of the cells, fed separately and merged, give the sums of one pass.
+    first = np.where(np.arange(30) < 13, labels, -1)
+    second = np.where(np.arange(30) >= 13, labels, -1)
+    (a,) = stream(module, counts, [ExpressionShift(2, 4, 11, weights)], labels=first)
+    (b,) = stream(module, counts, [ExpressionShift(2, 4, 11, weights)], labels=second)
+    a.merge(b)
+    np.testing.assert_allclose(a.pooled(), whole.pooled(), rtol=1e-10)
