@@ -62,7 +62,12 @@ def test_node_records_follow_the_impact_result(annotated):
     has_place = table.loc[live, "active_in"].str.len().to_numpy() > 0
     np.testing.assert_array_equal(has_place, lift[live].max(axis=1) >= 2.0)
     assert annotated.uns["scdeconv_nodes"]["params"]["node_genes_key"] == "scdeconv_node_genes"
-    assert "stability" not in table and "direction" not in table
+    assert "stability" not in table  # no tl.stability run
+    # module_impact reports a direction per (node, set): the record carries the best set's.
+    direction = impact["direction"]
+    assert [direction.loc[r.node, r.best_set] for r in table.itertuples() if r.status == "live"] == list(
+        table.loc[table["status"] == "live", "direction"]
+    )
 
 
 def test_direction_column_when_impact_reports_one(trained_adata):

@@ -33,7 +33,8 @@ def _set_columns(impact: dict, nodes: pd.Index, live: np.ndarray, fdr: float, n_
     rows = []
     for i, node in enumerate(nodes):
         if not live[i]:
-            rows.append({"best_set": "", "best_fdr": np.nan, "best_null_z": np.nan, "called_sets": "", "n_called": 0})
+            row = {"best_set": "", "best_fdr": np.nan, "best_null_z": np.nan, "called_sets": "", "n_called": 0}
+            rows.append(row if direction is None else row | {"direction": ""})  # strings throughout: h5ad-safe
             continue
         z = null_z.loc[node].sort_values(ascending=False)
         called = [s for s in z.index if fdrs.loc[node, s] < fdr]
