@@ -25,3 +25,5 @@ N_BINS = 10
 N_NULL = 1000
 # Significance level of the reports and plots that mark calls.
 FDR = 0.05
+# FDR levels of one, two and three stars in the plots of calls (panels d and e, significant view).
+FDR_STARS = (0.05, 0.01, 0.001)

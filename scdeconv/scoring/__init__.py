@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from ._display import minmax_per_set, scaled_difference, visible_nodes
 from ._group_tests import activity_tests, node_set_tests
-from ._nodes import active_cells, firing_cells, min_active_cells, node_statistics
+from ._nodes import active_cells, firing_cells, min_active_cells, node_statistics, node_status
 from ._null import CompetitiveTest, MatchedSets, NullModel, competitive_test, matched_null
 from ._profiles import (
     active_expression_shift,
@@ -56,6 +56,7 @@ __all__ = [
     "minmax_per_set",
     "node_set_tests",
     "node_statistics",
+    "node_status",
     "profile_enrichment",
     "scaled_difference",
     "set_enrichment",

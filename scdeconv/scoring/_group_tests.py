@@ -3,6 +3,8 @@
 Both are intersection-union tests: a self-contained part (do the cells' scores differ?) and a
 competitive part (does the set change more than matched random gene sets?); ``pvalue`` is the
 larger of the two, so a call needs both to reject and the combined test keeps the level of each.
+With the competitive part, p-values and FDRs are reported floored at ``1 / (1 + n_null)``
+(:func:`~scdeconv.scoring._stats.null_floor`; BH runs on the unfloored p-values).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ._null import MatchedSets, competitive_test
-from ._stats import benjamini_hochberg, welch_from_moments
+from ._stats import benjamini_hochberg, null_floor, welch_from_moments
 
 
 def node_set_tests(
@@ -54,6 +56,9 @@ def node_set_tests(
         tables["pvalue_competitive"] = np.where(off, np.nan, competitive.pvalue)
         pvalue = np.fmax(welch, tables["pvalue_competitive"])
     tables.update({"pvalue": pvalue, "fdr": benjamini_hochberg(pvalue)})
+    if "pvalue_competitive" in tables:  # reported no smaller than the random sets resolve
+        for name in ("pvalue_competitive", "pvalue", "fdr"):
+            tables[name] = null_floor(tables[name], sets.n_null)
     return {
         name: pd.DataFrame(values, index=template.index, columns=template.columns) for name, values in tables.items()
     }
@@ -98,5 +103,8 @@ def activity_tests(
         columns["pvalue_competitive"] = competitive.pvalue[0]
         pvalue = np.fmax(pvalue, columns["pvalue_competitive"])
     columns.update({"pvalue": pvalue, "fdr": benjamini_hochberg(pvalue)})
+    if "pvalue_competitive" in columns:  # reported no smaller than the random sets resolve
+        for name in ("pvalue_competitive", "pvalue", "fdr"):
+            columns[name] = null_floor(columns[name], sets.n_null)
     table = pd.DataFrame(columns, index=pd.Index(names, name="gene_set"))
     return table.sort_values(["fdr", "effect"], ascending=[True, False])

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from ._null import MatchedSets, competitive_test
-from ._stats import benjamini_hochberg
+from ._stats import benjamini_hochberg, null_floor
 
 
 def impact_significance(
@@ -21,7 +21,9 @@ def impact_significance(
     set) pairs; dead nodes get NaN. Per set (``set_stats``): the best live node, its ``null_z``, a
     ``pvalue`` for "some node encodes this set" (the best node's normal tail, Sidak-corrected for
     the number of live nodes) with its BH ``fdr`` over sets, and the empirical max-statistic
-    p-value (how often a random set's best node does as well).
+    p-value (how often a random set's best node does as well). The FDRs are derived from the
+    normal tails; every p-value and FDR is then reported floored at ``1 / (1 + n_null)``
+    (:func:`null_floor`): none is smaller than the random sets resolve.
 
     Parameters
     ----------
@@ -47,21 +49,21 @@ def impact_significance(
     live_z = frame(null_z).loc[~dead]
     best_z = live_z.max(axis=0)
     # Best of the live nodes: Sidak-correct its normal tail for the number of nodes looked at
-    # (no floor at 1 / n_null, unlike the empirical max-statistic p-value kept beside it).
+    # (reported floored, like every p-value here, at the 1 / (1 + n_null) the random sets resolve).
     set_pvalue = -np.expm1(int((~dead).sum()) * np.log1p(-norm.sf(best_z.to_numpy())))
     set_stats = pd.DataFrame(
         {
             "best_node": live_z.idxmax(axis=0) if len(live_z) else pd.Series("", index=impact.columns),
             "null_z": best_z,
-            "pvalue": set_pvalue,
+            "pvalue": null_floor(set_pvalue, sets.n_null),
             "pvalue_empirical": (1 + test.best_exceeding) / (1 + sets.n_null),
-            "fdr": benjamini_hochberg(set_pvalue),
+            "fdr": null_floor(benjamini_hochberg(set_pvalue), sets.n_null),
         }
     )
     return {
         "null_z": frame(null_z),
-        "pvalue": frame(pvalue),
+        "pvalue": frame(null_floor(pvalue, sets.n_null)),
         "pvalue_empirical": frame(empirical),
-        "fdr": frame(benjamini_hochberg(pvalue)),
+        "fdr": frame(null_floor(benjamini_hochberg(pvalue), sets.n_null)),
         "set_stats": set_stats.sort_values(["fdr", "null_z"], ascending=[True, False]),
     }
