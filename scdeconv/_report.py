@@ -182,7 +182,8 @@ def tested_sets(adata: AnnData, *, key: str = GROUP_DIFF_KEY, n_rows: int = 10, 
         "| gene set | effect | FDR |",
         "|---|---|---|",
     ]
-    rows += [f"| {_short(name)} | {r.effect:+.2f} | {r.fdr:.2g} |" for name, r in called.iterrows()]
+    floor = _null_floor(adata.uns[key].get("params", {}))
+    rows += [f"| {_short(name)} | {r.effect:+.2f} | {_fdr_text(r.fdr, floor)} |" for name, r in called.iterrows()]
     return rows
 
 

@@ -61,7 +61,10 @@ DEMO_EXPECTATIONS = (
     (
         "HALLMARK_HEME_METABOLISM",
         "erythroid node",
-        ("Car1", "Car2", "Klf1", "Gata1", "Blvrb", "Hba-a2", "Hbb-b1", "Alas2", "Aqp1", "Rhd", "Epor", "Gypa"),
+        (
+            *("Klf1", "Gata1", "Car1", "Car2", "Blvrb", "Hba-a2", "Hbb-b1", "Alas2", "Ermap", "Rhag", "Rhd"),
+            *("Add2", "Spta1", "Slc4a1", "Gypa", "Epor", "Aqp1"),
+        ),
     ),
     (
         "HALLMARK_INFLAMMATORY_RESPONSE",
