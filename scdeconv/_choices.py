@@ -25,6 +25,8 @@ MatchOn = Literal["gene_sets", "genes"]
 GeneMode = Literal["geneset", "hvg", "all"]
 Species = Literal["human", "mouse"]
 DiffLevel = Literal["node", "set"]
+# Plots.
+PanelView = Literal["significant", "paper"]  # supported calls only, or the paper's min-max view
 
 
 def choices(kind) -> tuple[str, ...]:

@@ -33,3 +33,5 @@ MIN_SAMPLE_CELLS = 10
 # node's active cells is at least ACTIVE_LIFT times the category's share of all cells.
 REDUNDANT_CORRELATION = 0.9
 ACTIVE_LIFT = 2.0
+# FDR levels of one, two and three stars in the plots of calls (panels d and e, significant view).
+FDR_STARS = (0.05, 0.01, 0.001)

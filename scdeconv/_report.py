@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from anndata import AnnData
 
-from ._defaults import PANEL_D_THRESHOLD, PANEL_E_THRESHOLD
+from ._defaults import FDR
 from ._keys import GROUP_DIFF_KEY, IMPACT_KEY, MODEL_KEY, NODE_GENES_KEY, NODES_KEY
-from .get import group_diff_df, impact_df, nodes_df
-from .scoring import visible_nodes
+from .get import impact_df, nodes_df
+from .scoring import min_active_cells
 
 SCORE_TEXT = {
     "median": "per-cell median over each set's genes, mean over cells (the paper's score)",
@@ -19,20 +19,59 @@ def _short(name: str) -> str:
     return name.removeprefix("HALLMARK_")
 
 
+def _fdr_text(value: float, floor: float | None) -> str:
+    """An FDR as the report prints it: ``"<= 0.001"`` at the null's floor, else 2 digits."""
+    if floor is not None and value <= floor * (1 + 1e-9):
+        return f"<= {floor:.2g}"
+    return f"{value:.2g}"
+
+
+def _null_floor(params: dict) -> float | None:
+    """The smallest p-value the null model resolves, ``1 / (1 + n_null)``; None without a null."""
+    n_null = int(params.get("n_null", 0) or 0)
+    return 1.0 / (1 + n_null) if n_null > 0 else None
+
+
+def listed_genes(adata: AnnData, node: str, n_genes: int) -> list[str]:
+    """The node's top genes from ``sd.tl.node_genes`` (none for dead or rare nodes, none scored 0)."""
+    if NODE_GENES_KEY not in adata.uns or node not in adata.uns[NODE_GENES_KEY]["names"]:
+        return []
+    return [str(g) for g in adata.uns[NODE_GENES_KEY]["names"][node] if str(g)][:n_genes]
+
+
+def node_status_line(adata: AnnData, *, key: str = IMPACT_KEY) -> str:
+    """How many nodes are live, dead and rare, and the rule that keeps the latter two out of the report."""
+    stats = adata.uns[key]["node_stats"]
+    status = stats["status"] if "status" in stats else stats["dead"].map({True: "dead", False: "live"})
+    counts = status.value_counts()
+    return (
+        f"{counts.get('live', 0)} live nodes, {counts.get('dead', 0)} dead (no variation or no impact) and "
+        f"{counts.get('rare', 0)} rare (firing in fewer than {min_active_cells(adata.n_obs)} cells); dead and "
+        "rare nodes are never reported."
+    )
+
+
 def node_table(
-    adata: AnnData, *, key: str = IMPACT_KEY, n_sets: int = 3, threshold: float = PANEL_D_THRESHOLD
+    adata: AnnData, *, key: str = IMPACT_KEY, n_sets: int = 3, fdr: float = FDR, n_genes: int = 5
 ) -> list[str]:
-    """Markdown rows: each node shown in the heatmap, with its top gene sets by scaled impact."""
+    """Markdown rows: each node with a call (panel d), its called gene sets (largest impact first) and top genes."""
+    stored = adata.uns[key]
+    if "fdr" not in stored:
+        return ["(no null model: run `module_impact` with `score='enrichment'` for calls)"]
+    floor = _null_floor(stored["params"])
     table = impact_df(adata, key)
-    # Enrichment z-scores compare across nodes as they are; the paper's median only after scaling.
-    order = ["impact", "scaled"] if adata.uns[key]["params"]["score"] == "enrichment" else ["scaled", "impact"]
-    wide = table.pivot(index="node", columns="gene_set", values="scaled")
-    shown = visible_nodes(wide, threshold)
-    rows = ["| node | top gene sets (impact, scaled; rank of this node for the set) |", "|---|---|"]
-    for node in sorted(shown, key=lambda n: int(n.split("_")[-1])):
-        top = table[table["node"] == node].nlargest(n_sets, order)
-        cells = ", ".join(f"{_short(r.gene_set)} ({r.impact:.3g}, {r.scaled:.2f}; #{r.rank})" for r in top.itertuples())
-        rows.append(f"| {node} | {cells} |")
+    called = table[table["fdr"] < fdr]
+    rows = [
+        f"{called['node'].nunique()} nodes carry {len(called)} (node, gene set) calls at FDR < {fdr}; "
+        f"up to {n_sets} per node, largest impact first.",
+        "",
+        "| node | gene sets called (impact, FDR) | the node's top genes |",
+        "|---|---|---|",
+    ]
+    for node in sorted(called["node"].unique(), key=lambda n: int(str(n).split("_")[-1])):
+        top = called[called["node"] == node].nlargest(n_sets, "impact")
+        sets = ", ".join(f"{_short(r.gene_set)} ({r.impact:.3g}, {_fdr_text(r.fdr, floor)})" for r in top.itertuples())
+        rows.append(f"| {node} | {sets} | {', '.join(listed_genes(adata, node, n_genes))} |")
     return rows
 
 
@@ -41,18 +80,19 @@ def node_records(adata: AnnData, *, key: str = NODES_KEY) -> list[str]:
     if key not in adata.uns:
         return []
     table = nodes_df(adata, key, include_dead=False)
+    floor = _null_floor(adata.uns[IMPACT_KEY]["params"])
     counts = nodes_df(adata, key)["status"].value_counts()
     summary = ", ".join(f"{n} {status}" for status, n in counts.items())
     rows = [f"Nodes: {summary}; {int(table['novel'].sum())} novel programmes (live, no gene set called).", ""]
     rows += ["| node | programme | FDR | active in | top genes |", "|---|---|---|---|---|"]
     for r in table.itertuples():
         name = _short(r.annotation) if r.status == "live" else f"redundant with {r.redundant_with}"
-        fdr = f"{r.best_fdr:.2g}" if not r.novel else ""
+        fdr = _fdr_text(r.best_fdr, floor) if not r.novel else ""
         rows.append(f"| {r.node} | {name} | {fdr} | {getattr(r, 'active_in', '')} | {getattr(r, 'top_genes', '')} |")
     return rows
 
 
-def encoded_sets(adata: AnnData, *, key: str = IMPACT_KEY, fdr: float = 0.05, n_genes: int = 6) -> list[str]:
+def encoded_sets(adata: AnnData, *, key: str = IMPACT_KEY, fdr: float = FDR, n_genes: int = 6) -> list[str]:
     """Markdown rows: gene sets that some node encodes at the given FDR (null model), best first.
 
     With ``sd.tl.node_genes`` results, each row also lists the best node's top ``n_genes`` genes.
@@ -60,32 +100,93 @@ def encoded_sets(adata: AnnData, *, key: str = IMPACT_KEY, fdr: float = 0.05, n_
     stats = adata.uns[key].get("set_stats")
     if stats is None:
         return ["(no null model: run `module_impact` with `score='enrichment'`)"]
+    floor = _null_floor(adata.uns[key]["params"])
     called = stats[stats["fdr"] < fdr]
-    names = adata.uns[NODE_GENES_KEY]["names"] if NODE_GENES_KEY in adata.uns else None
     rows = [f"{len(called)} of {len(stats)} gene sets at FDR < {fdr} (best node, Sidak-corrected over nodes).", ""]
-    if names is None:
+    if NODE_GENES_KEY not in adata.uns:
         rows += ["| gene set | best node | null z | FDR |", "|---|---|---|---|"]
-        rows += [f"| {_short(name)} | {r.best_node} | {r.null_z:.2f} | {r.fdr:.3g} |" for name, r in called.iterrows()]
+        rows += [
+            f"| {_short(name)} | {r.best_node} | {r.null_z:.2f} | {_fdr_text(r.fdr, floor)} |"
+            for name, r in called.iterrows()
+        ]
         return rows
     rows += ["| gene set | best node | null z | FDR | the node's top genes |", "|---|---|---|---|---|"]
     for name, r in called.iterrows():
-        genes = ", ".join(map(str, names[r.best_node].head(n_genes))) if r.best_node in names else ""
-        rows.append(f"| {_short(name)} | {r.best_node} | {r.null_z:.2f} | {r.fdr:.3g} | {genes} |")
+        genes = ", ".join(listed_genes(adata, r.best_node, n_genes))
+        rows.append(f"| {_short(name)} | {r.best_node} | {r.null_z:.2f} | {_fdr_text(r.fdr, floor)} | {genes} |")
     return rows
 
 
-def difference_table(adata: AnnData, *, key: str = GROUP_DIFF_KEY, n_rows: int = 10) -> list[str]:
-    """Markdown rows: the largest group differences among the (node, set) pairs panel e shows."""
-    table = group_diff_df(adata, key)
-    rows = ["| node | gene set | scaled impact | difference (scaled) |", "|---|---|---|---|"]
-    for r in table.head(n_rows).itertuples():
+def difference_table(adata: AnnData, *, key: str = GROUP_DIFF_KEY, n_rows: int = 10, fdr: float = FDR) -> list[str]:
+    """Markdown rows: the largest (node, set) differences that panel e shows (tested calls), largest first."""
+    from .pl._group_diff import calls_of_difference
+
+    result = adata.uns[key]
+    if "node_set_tests" not in result:
+        return ["(no per-(node, set) tests: rerun `sd.tl.group_diff`)"]
+    table, fdr_table = calls_of_difference(adata, key=key, fdr=fdr)
+    long = table.stack().rename("diff").reset_index()
+    long.columns = ["node", "gene_set", "diff"]
+    long = long.reindex(long["diff"].abs().sort_values(ascending=False).index)
+    floor = _null_floor(result.get("params", {}))
+    rows = [
+        f"{len(long)} (node, gene set) differences at FDR < {fdr} (per-(node, set) tests, live nodes); the "
+        f"{min(n_rows, len(long))} largest:",
+        "",
+        "| node | gene set | difference | FDR |",
+        "|---|---|---|---|",
+    ]
+    for r in long.head(n_rows).itertuples():
+        called_fdr = _fdr_text(fdr_table.loc[r.node, r.gene_set], floor)
+        rows.append(f"| {r.node} | {_short(r.gene_set)} | {r.diff:+.3g} | {called_fdr} |")
+    return rows
+
+
+def expectation_table(adata: AnnData, expectations, *, key: str = IMPACT_KEY, n_genes: int = 8) -> list[str]:
+    """Markdown rows: does each expected (gene set, marker genes) pairing hold in this run?
+
+    ``expectations``: (gene set, what the paper read in it, marker genes) triples. A pairing holds
+    when the set is called (set FDR below ``FDR``) and its best node's top ``n_genes`` genes
+    include one of the markers. For each marker group, the nodes whose top genes hold a marker
+    are listed with what they are called, so a reader sees where the markers went.
+    """
+    stats = adata.uns[key].get("set_stats")
+    if stats is None or not expectations:
+        return []
+    rows = [
+        "| gene set | the paper's reading | best node (set FDR) | its top genes | markers there | holds |",
+        "|---|---|---|---|---|---|",
+    ]
+    notes = []
+    calls = impact_df(adata, key)
+    calls = calls[calls["fdr"] < FDR] if "fdr" in calls else calls.iloc[:0]
+    floor = _null_floor(adata.uns[key]["params"])
+    for gene_set, reading, markers in expectations:
+        markers = [m.upper() for m in markers]
+        if gene_set not in stats.index:
+            rows.append(f"| {_short(gene_set)} | {reading} | (not scored) | | | no |")
+            continue
+        best = stats.loc[gene_set]
+        top = listed_genes(adata, best["best_node"], n_genes)
+        found = [g for g in top if g.upper() in markers]
+        holds = bool(found) and best["fdr"] < FDR
         rows.append(
-            f"| {r.node} | {_short(r.gene_set)} | {r.scaled_impact:.2f} | {r.diff:+.4f} ({r.scaled_diff:+.2f}) |"
+            f"| {_short(gene_set)} | {reading} | {best['best_node']} ({_fdr_text(best['fdr'], floor)}) | "
+            f"{', '.join(top)} | {', '.join(found) or 'none'} | {'yes' if holds else '**no**'} |"
         )
-    return rows
+        carriers = []
+        for node in adata.uns[key]["impact"].index:
+            hit = [g for g in listed_genes(adata, node, 3) if g.upper() in markers]
+            if hit:
+                labels = calls[calls["node"] == node].nlargest(2, "impact")["gene_set"].map(_short)
+                carriers.append(f"{node} ({', '.join(hit)}; called {', '.join(labels) or 'nothing'})")
+        notes.append(
+            f"- Nodes led (top 3 genes) by {_short(gene_set)}'s markers: " + ("; ".join(carriers) or "none") + "."
+        )
+    return [*rows, "", *notes]
 
 
-def tested_sets(adata: AnnData, *, key: str = GROUP_DIFF_KEY, n_rows: int = 10, fdr: float = 0.05) -> list[str]:
+def tested_sets(adata: AnnData, *, key: str = GROUP_DIFF_KEY, n_rows: int = 10, fdr: float = FDR) -> list[str]:
     """Markdown rows: gene sets whose per-cell activity differs between the groups, largest effects first."""
     tests = adata.uns[key]["set_tests"]
     called = tests[tests["fdr"] < fdr]
@@ -104,7 +205,8 @@ def tested_sets(adata: AnnData, *, key: str = GROUP_DIFF_KEY, n_rows: int = 10, 
         "| gene set | effect | FDR |",
         "|---|---|---|",
     ]
-    rows += [f"| {_short(name)} | {r.effect:+.2f} | {r.fdr:.2g} |" for name, r in called.iterrows()]
+    floor = _null_floor(adata.uns[key].get("params", {}))
+    rows += [f"| {_short(name)} | {r.effect:+.2f} | {_fdr_text(r.fdr, floor)} |" for name, r in called.iterrows()]
     return rows
 
 
@@ -150,14 +252,27 @@ def write_report(
     comparison_note: str,
     figures: dict[str, str],
     timings: dict[str, float],
+    expectations=(),
+    expectations_note: str = "",
 ) -> None:
-    """Write the markdown report of a finished pipeline run to ``path``."""
+    """Write the markdown report of a finished pipeline run to ``path``.
+
+    ``expectations`` (gene set, reading, marker genes) triples add a section saying which of them
+    this run reproduces (:func:`expectation_table`), after ``expectations_note``.
+    """
     model = adata.uns[MODEL_KEY]
     params = model["params"]
     history = model["history"]
     impact = adata.uns[IMPACT_KEY]
     diff = adata.uns[GROUP_DIFF_KEY]["params"]
-    stats = impact["node_stats"]
+    floor = _null_floor(impact["params"])
+    resolution = (
+        f" P-values and FDRs are floored at {floor:.2g} = 1 / (1 + {impact['params']['n_null']} random sets), "
+        "the smallest the null model resolves (`<= ` in the tables)."
+        if floor is not None
+        else ""
+    )
+    expected = expectation_table(adata, expectations)
     lines = [
         f"# {title}",
         "",
@@ -167,28 +282,28 @@ def write_report(
         f"- Autoencoder genes -> {'-'.join(map(str, params['n_hidden']))} -> {params['n_latent']} nodes, "
         f"{params['likelihood']} likelihood, orthogonality penalty {params['ortho_penalty']}.",
         f"- {params['n_epochs']} epochs (best {params['best_epoch']}, validation loss "
-        f"{history['val_loss'].min():.4f}); {int(stats['dead'].sum())} dead nodes.",
+        f"{history['val_loss'].min():.4f}); {node_status_line(adata)}",
         *reconstruction_lines(model["reconstruction"]),
         f"- Impact: {impact['params']['method']} attributions, {SCORE_TEXT[impact['params']['score']]}; "
-        f"{impact['impact'].shape[1]} gene sets ({impact['params']['gene_sets']}, {impact['params']['species']}).",
+        f"{impact['impact'].shape[1]} gene sets ({impact['params']['gene_sets']}, {impact['params']['species']})."
+        + resolution,
         "",
         *(["## One record per node", "", *node_records(adata), ""] if NODES_KEY in adata.uns else []),
         "## Which gene sets explain each node (panel d)",
-        "Impact as scored; scaled: min-max per gene set across nodes, as in the paper's heatmap, where nodes "
-        f"with no scaled score above {PANEL_D_THRESHOLD} and dead nodes are hidden.",
+        f"Calls of the null model: (node, gene set) pairs at FDR < {FDR} on live nodes, as panel d shows them. "
+        "Top genes: those whose expression rises most in the cells where the node is active "
+        "(`sd.tl.node_genes`; only genes that rise are listed).",
         "",
         *node_table(adata),
         "",
         "## Gene sets encoded by some node",
-        "Top genes: those whose expression rises most in the cells where the node is active (`sd.tl.node_genes`).",
-        "",
         *encoded_sets(adata),
         "",
+        *(["## What this run reproduces of the paper", expectations_note, "", *expected, ""] if expected else []),
         f"## {diff['group1']} vs {diff['group2']} (panel e)",
         comparison_note,
         "",
-        f"Cells: {diff['n_cells1']} vs {diff['n_cells2']}. Positive: the set drives the node more in "
-        f"{diff['group1']}. Shown where the whole-data scaled impact exceeds {PANEL_E_THRESHOLD}.",
+        f"Cells: {diff['n_cells1']} vs {diff['n_cells2']}. Positive: the set drives the node more in {diff['group1']}.",
         "",
         *difference_table(adata),
         "",

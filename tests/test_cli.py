@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 from anndata import read_h5ad
@@ -11,6 +13,9 @@ EXPECTED = {
     "panel_c_representation_umap.png",
     "panel_d_impact_heatmap.png",
     "panel_e_group_diff.png",
+    "panel_d_impact_heatmap_paper.png",
+    "panel_e_group_diff_paper.png",
+    "impact_dotplot.png",
     "training_history.png",
     "reconstruction.png",
     "report.md",
@@ -41,6 +46,10 @@ def test_run_writes_figures_report_and_h5ad(small_file, tmp_path, capsys):
     assert result.uns["scdeconv_group_diff"]["params"]["group2"] == "GMP+Mk"
     assert "the node's top genes |" in report  # encoded sets list their best node's marker genes
     assert list(result.uns["scdeconv_node_genes"]["names"].columns[:2]) == ["node_0", "node_1"]
+    # No dead or rare node is named anywhere in the report's tables.
+    stats = result.uns["scdeconv_impact"]["node_stats"]
+    named = set(re.findall(r"\| (node_\d+) \|", report))
+    assert named and not named & set(stats.index[stats["dead"].to_numpy()])
 
 
 @pytest.mark.parametrize(

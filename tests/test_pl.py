@@ -60,6 +60,17 @@ def _planted_impact(seed: int = 0) -> pd.DataFrame:
     return impact
 
 
+def _planted_fdr(impact: pd.DataFrame) -> pd.DataFrame:
+    """FDRs whose calls are known: *** where the impact is >= 0.95, * at 0.8, no call elsewhere.
+
+    Calls at FDR < 0.05: node_0 HEME; node_1 E2F, G2M; node_2 IFNG; node_3 HYPOXIA; node_4 APOPTOSIS,
+    G2M; node_6 HEME (one star); node_7 HEME and E2F, but node_7 is dead and must never be shown.
+    """
+    values = impact.to_numpy()
+    fdr = np.where(values >= 0.95, 0.0005, np.where(values >= 0.8, 0.03, 0.6))
+    return pd.DataFrame(fdr, index=impact.index, columns=impact.columns)
+
+
 def _impact_result(impact: pd.DataFrame) -> dict:
     dead = pd.Series(False, index=impact.index)
     dead["node_7"] = True
@@ -70,6 +81,7 @@ def _impact_result(impact: pd.DataFrame) -> dict:
     return {
         "params": {"method": "guided", "score": "median", "model_key": "scdeconv"},
         "impact": impact,
+        "fdr": _planted_fdr(impact),
         "node_stats": node_stats,
         "gene_set_sizes": sizes,
         "gene_sets": {name: np.array([f"{name}_gene"]) for name in impact.columns},
@@ -105,8 +117,25 @@ def adata_diff(adata_impact) -> ad.AnnData:
         "diff": diff,
         "scaled_diff": scaled_difference(diff),
         "set_tests": pd.DataFrame({"effect": 0.0, "fdr": 1.0}, index=diff.columns),
+        "node_set_tests": {"fdr": _diff_fdr(diff), "effect": diff * 2.0},
     }
     return adata_impact
+
+
+# (node, set) differences called at FDR < 0.05 in adata_diff; node_7 is dead and never shown.
+DIFF_CALLS = {
+    ("node_0", SETS[0]): 0.004,
+    ("node_2", SETS[3]): 0.02,
+    ("node_5", SETS[5]): 0.0001,
+    ("node_7", SETS[0]): 0.001,
+}
+
+
+def _diff_fdr(diff: pd.DataFrame) -> pd.DataFrame:
+    fdr = pd.DataFrame(0.5, index=diff.index, columns=diff.columns)
+    for (node, gene_set), value in DIFF_CALLS.items():
+        fdr.loc[node, gene_set] = value
+    return fdr
 
 
 @pytest.fixture
@@ -133,7 +162,7 @@ def _tick_labels(ax: Axes, axis: str) -> list[str]:
 
 
 def test_impact_heatmap_returns_labelled_axes(adata_impact):
-    ax = pl.impact_heatmap(adata_impact, show=False)
+    ax = pl.impact_heatmap(adata_impact, view="paper", show=False)
     assert isinstance(ax, Axes)
     assert ax.get_xlabel() == "gene set"
     assert ax.get_ylabel() == "node"
@@ -144,16 +173,16 @@ def test_impact_heatmap_returns_labelled_axes(adata_impact):
 
 
 def test_impact_heatmap_threshold_and_dead_nodes(adata_impact):
-    shown = set(_tick_labels(pl.impact_heatmap(adata_impact, show=False), "y"))
+    shown = set(_tick_labels(pl.impact_heatmap(adata_impact, view="paper", show=False), "y"))
     assert shown == {"node_0", "node_1", "node_2", "node_3", "node_4", "node_6"}
-    shown = set(_tick_labels(pl.impact_heatmap(adata_impact, threshold=0.85, show=False), "y"))
+    shown = set(_tick_labels(pl.impact_heatmap(adata_impact, view="paper", threshold=0.85, show=False), "y"))
     assert shown == {"node_0", "node_1", "node_2", "node_3", "node_4"}
-    shown = set(_tick_labels(pl.impact_heatmap(adata_impact, drop_dead=False, show=False), "y"))
+    shown = set(_tick_labels(pl.impact_heatmap(adata_impact, view="paper", drop_dead=False, show=False), "y"))
     assert "node_7" in shown
 
 
 def test_impact_heatmap_cells_match_labels(adata_impact):
-    ax = pl.impact_heatmap(adata_impact, strip_prefix=False, show=False)
+    ax = pl.impact_heatmap(adata_impact, view="paper", strip_prefix=False, show=False)
     rows, cols = _tick_labels(ax, "y"), _tick_labels(ax, "x")
     impact = adata_impact.uns["scdeconv_impact"]["impact"]
     live = impact.drop(index="node_7")
@@ -162,38 +191,107 @@ def test_impact_heatmap_cells_match_labels(adata_impact):
 
 
 def test_impact_heatmap_cluster_orders_similar_rows_together(adata_impact):
-    unclustered = _tick_labels(pl.impact_heatmap(adata_impact, cluster=False, show=False), "y")
+    unclustered = _tick_labels(pl.impact_heatmap(adata_impact, view="paper", cluster=False, show=False), "y")
     assert unclustered == ["node_0", "node_1", "node_2", "node_3", "node_4", "node_6"]
-    clustered = _tick_labels(pl.impact_heatmap(adata_impact, show=False), "y")
+    clustered = _tick_labels(pl.impact_heatmap(adata_impact, view="paper", show=False), "y")
     # node_0 and node_6 both peak on HEME_METABOLISM: leaf order puts them side by side
     assert abs(clustered.index("node_0") - clustered.index("node_6")) == 1
 
 
 def test_impact_heatmap_single_row_and_subset(adata_impact):
-    ax = pl.impact_heatmap(adata_impact, gene_sets=["HEME_METABOLISM"], threshold=0.85, show=False)
+    ax = pl.impact_heatmap(adata_impact, view="paper", gene_sets=["HEME_METABOLISM"], threshold=0.85, show=False)
     assert _tick_labels(ax, "y") == ["node_0"]
     assert _tick_labels(ax, "x") == ["HEME_METABOLISM"]
     with pytest.raises(ValueError, match="NOT_A_SET"):
-        pl.impact_heatmap(adata_impact, gene_sets=["NOT_A_SET"], show=False)
+        pl.impact_heatmap(adata_impact, view="paper", gene_sets=["NOT_A_SET"], show=False)
     with pytest.raises(ValueError, match="threshold"):
-        pl.impact_heatmap(adata_impact, threshold=1.0, show=False)
+        pl.impact_heatmap(adata_impact, view="paper", threshold=1.0, show=False)
 
 
 def test_impact_heatmap_draws_into_given_ax(adata_impact):
     _, ax = plt.subplots()
-    assert pl.impact_heatmap(adata_impact, ax=ax, show=False) is ax
+    assert pl.impact_heatmap(adata_impact, view="paper", ax=ax, show=False) is ax
+
+
+def test_impact_heatmap_significant_view_draws_only_calls_of_live_nodes(adata_impact):
+    ax = pl.impact_heatmap(adata_impact, strip_prefix=False, show=False)  # the default view
+    rows, cols = _tick_labels(ax, "y"), _tick_labels(ax, "x")
+    assert set(rows) == {"node_0", "node_1", "node_2", "node_3", "node_4", "node_6"}  # no dead node_7, no empty rows
+    assert set(cols) == set(SETS)  # every set has a call in this fixture
+    result = adata_impact.uns["scdeconv_impact"]
+    drawn = ax.images[0].get_array()
+    called = result["fdr"].loc[rows, cols].to_numpy() < 0.05
+    np.testing.assert_array_equal(~np.ma.getmaskarray(drawn), called)
+    np.testing.assert_allclose(drawn.compressed(), result["impact"].loc[rows, cols].to_numpy()[called])
+    # The colour bar spans the drawn values (0 to the largest call), not a fixed 0..1 of scaled scores.
+    assert ax.images[0].get_clim() == (0.0, 1.0)
+    stars = sorted(t.get_text() for t in ax.texts)
+    assert stars == sorted(["***"] * int((result["fdr"].loc[rows, cols] < 0.001).to_numpy().sum()) + ["*"])
+    # Each set sits under the node where it is strongest: the diagonal reads top left to bottom right.
+    peak_rows = [rows.index(result["impact"].loc[rows, c].idxmax()) for c in cols]
+    assert peak_rows == sorted(peak_rows)
+
+
+def test_impact_heatmap_significant_view_scales_colour_to_the_data(adata_impact):
+    result = adata_impact.uns["scdeconv_impact"]
+    result["impact"] = result["impact"] * 7.5  # an enrichment z, not a scaled score
+    ax = pl.impact_heatmap(adata_impact, show=False)
+    assert ax.images[0].get_clim() == (0.0, 7.5)
+    colorbars = [a for a in ax.figure.axes if a is not ax]
+    assert colorbars[0].get_ylabel() == "impact"
+    ax = pl.impact_heatmap(adata_impact, fdr=0.01, show=False)  # the stricter level drops node_6's one-star call
+    assert "node_6" not in _tick_labels(ax, "y") and "*" not in [t.get_text() for t in ax.texts]
+
+
+def test_impact_heatmap_significant_view_without_calls_says_so(adata_impact):
+    adata_impact.uns["scdeconv_impact"]["fdr"].loc[:] = 0.9
+    ax = pl.impact_heatmap(adata_impact, show=False)
+    assert not ax.images and len(ax.texts) == 1 and "No (node, gene set) pair at FDR < 0.05" in ax.texts[0].get_text()
+    del adata_impact.uns["scdeconv_impact"]["fdr"]
+    with pytest.raises(KeyError, match="view='paper'"):
+        pl.impact_heatmap(adata_impact, show=False)
+    with pytest.raises(ValueError, match="view must be one of 'significant', 'paper'"):
+        pl.impact_heatmap(adata_impact, view="scaled", show=False)
 
 
 # group_diff -------------------------------------------------------------------------------------
 
 
-def test_group_diff_overlay_masks_cells_below_threshold(adata_diff):
+def test_group_diff_significant_view_draws_tested_calls_symmetric(adata_diff):
     ax = pl.group_diff(adata_diff, strip_prefix=False, show=False)
+    rows, cols = _tick_labels(ax, "y"), _tick_labels(ax, "x")
+    live_calls = {key for key in DIFF_CALLS if key[0] != "node_7"}
+    assert set(rows) == {n for n, _ in live_calls} and set(cols) == {s for _, s in live_calls}
+    drawn = ax.images[0].get_array()
+    diff = adata_diff.uns["scdeconv_group_diff"]["diff"].loc[rows, cols]
+    expected = np.array([[(r, c) in live_calls for c in cols] for r in rows])
+    np.testing.assert_array_equal(~np.ma.getmaskarray(drawn), expected)
+    np.testing.assert_allclose(drawn.compressed(), diff.to_numpy()[expected])
+    # Symmetric around 0 and scaled to the largest drawn difference, not fixed at +-1.
+    span = np.abs(diff.to_numpy()[expected]).max()
+    np.testing.assert_allclose(ax.images[0].get_clim(), (-span, span))
+    assert sorted(t.get_text() for t in ax.texts) == ["*", "**", "***"]  # FDR 0.02, 0.004, 0.0001
+    assert ax.get_title().startswith("MEP vs rest")
+    effect = pl.group_diff(adata_diff, values="effect", show=False)
+    np.testing.assert_allclose(effect.images[0].get_clim(), (-2 * span, 2 * span))
+
+
+def test_group_diff_significant_view_without_calls_says_so(adata_diff):
+    adata_diff.uns["scdeconv_group_diff"]["node_set_tests"]["fdr"].loc[:] = 0.7
+    ax = pl.group_diff(adata_diff, show=False)
+    assert not ax.images and "No (node, gene set) difference at FDR < 0.05" in ax.texts[0].get_text()
+    del adata_diff.uns["scdeconv_group_diff"]["node_set_tests"]
+    with pytest.raises(KeyError, match="view='paper'"):
+        pl.group_diff(adata_diff, show=False)
+
+
+def test_group_diff_overlay_masks_cells_below_threshold(adata_diff):
+    ax = pl.group_diff(adata_diff, view="paper", strip_prefix=False, show=False)
     assert isinstance(ax, Axes)
     assert ax.get_title() == "MEP vs rest"
     rows, cols = _tick_labels(ax, "y"), _tick_labels(ax, "x")
     # same layout as the general heatmap
-    general = pl.impact_heatmap(adata_diff, key="my_impact", strip_prefix=False, show=False)
+    general = pl.impact_heatmap(adata_diff, key="my_impact", view="paper", strip_prefix=False, show=False)
     assert rows == _tick_labels(general, "y")
     assert cols == _tick_labels(general, "x")
 
@@ -212,8 +310,8 @@ def test_group_diff_overlay_masks_cells_below_threshold(adata_diff):
 
 
 def test_group_diff_threshold_changes_mask(adata_diff):
-    low = pl.group_diff(adata_diff, threshold=0.5, show=False).images[1].get_array()
-    high = pl.group_diff(adata_diff, threshold=0.85, show=False).images[1].get_array()
+    low = pl.group_diff(adata_diff, view="paper", threshold=0.5, show=False).images[1].get_array()
+    high = pl.group_diff(adata_diff, view="paper", threshold=0.85, show=False).images[1].get_array()
     assert low.count() > high.count()
 
 
@@ -225,7 +323,7 @@ def test_group_diff_fdr_keeps_only_tested_differences(adata_diff):
     for i in range(min(fdr.shape)):
         fdr.iloc[i, i] = 0.001
     adata_diff.uns["scdeconv_group_diff"]["node_set_tests"] = {"fdr": fdr}
-    ax = pl.group_diff(adata_diff, fdr=0.05, strip_prefix=False, threshold=0.0, show=False)
+    ax = pl.group_diff(adata_diff, view="paper", fdr=0.05, strip_prefix=False, threshold=0.0, show=False)
     rows, cols = _tick_labels(ax, "y"), _tick_labels(ax, "x")
     drawn = ~np.ma.getmaskarray(ax.images[1].get_array())
     background = heatmap_table(adata_diff, key="my_impact").loc[rows, cols].to_numpy()
@@ -235,13 +333,13 @@ def test_group_diff_fdr_keeps_only_tested_differences(adata_diff):
     assert len(ax.collections[0].get_offsets()) == expected.sum()
     del adata_diff.uns["scdeconv_group_diff"]["node_set_tests"]
     with pytest.raises(KeyError, match="node_set_tests"):
-        pl.group_diff(adata_diff, fdr=0.05, show=False)
+        pl.group_diff(adata_diff, view="paper", fdr=0.05, show=False)
 
 
 def test_group_diff_missing_impact_names_the_call(adata_diff):
     del adata_diff.uns["my_impact"]
     with pytest.raises(KeyError, match=r"sd\.tl\.module_impact"):
-        pl.group_diff(adata_diff, show=False)
+        pl.group_diff(adata_diff, view="paper", show=False)
 
 
 # training_history -------------------------------------------------------------------------------
@@ -351,7 +449,7 @@ def adata_counts() -> ad.AnnData:
     return adata
 
 
-def _first_two_columns(tmp, *, use_rep, n_neighbors, seed):
+def _first_two_columns(tmp, *, use_rep, n_neighbors, seed, neighbors_kwargs=None, umap_kwargs=None):
     """Stand-in for the kNN + UMAP step (numba compilation takes ~10 s): 2 columns of ``use_rep``."""
     return np.asarray(tmp.obsm[use_rep])[:, :2]
 
@@ -469,3 +567,25 @@ def test_impact_dotplot_and_node_genes_plot(counts_factory):
     with pytest.raises(ValueError, match="one Axes per node"):
         sd.pl.node_genes(adata, nodes=["node_0", "node_1"], ax=own, show=False)
     assert len(sd.pl.node_genes(adata, show=False)) == 6
+
+
+def test_embedding_comparison_forwards_neighbors_and_umap_settings(adata_counts, monkeypatch):
+    import scanpy as sc
+
+    seen = []
+
+    def neighbors(tmp, **kwargs):
+        seen.append(("neighbors", kwargs))
+
+    def umap(tmp, **kwargs):
+        seen.append(("umap", kwargs))
+        tmp.obsm["X_umap"] = np.zeros((tmp.n_obs, 2))
+
+    monkeypatch.setattr(sc.pp, "neighbors", neighbors)
+    monkeypatch.setattr(sc.tl, "umap", umap)
+    pl.embedding_comparison(
+        adata_counts, neighbors_kwargs={"transformer": "sklearn"}, umap_kwargs={"maxiter": 200}, show=False
+    )
+    assert [name for name, _ in seen] == ["neighbors", "umap", "neighbors", "umap"]  # input, then representation
+    assert all(kw["transformer"] == "sklearn" for name, kw in seen if name == "neighbors")
+    assert all(kw["maxiter"] == 200 and kw["random_state"] == 0 for name, kw in seen if name == "umap")

@@ -148,11 +148,19 @@ def test_impact_significance_applies_sidak_over_live_nodes_and_bh_over_sets():
     live_z = out["null_z"].loc[~dead]
     stats = out["set_stats"].loc[["A", "B"]]
     best_tail = norm.sf(live_z.max(axis=0).to_numpy())
-    np.testing.assert_allclose(stats["pvalue"], 1 - (1 - best_tail) ** 5, rtol=1e-6)  # 5 live nodes (naive form)
-    np.testing.assert_allclose(stats["fdr"], false_discovery_control(stats["pvalue"].to_numpy()), rtol=1e-10)
+    sidak = 1 - (1 - best_tail) ** 5  # 5 live nodes (naive form)
+    # BH over the normal tails, then p-values and FDRs reported floored at 1 / (1 + n_null).
+    floor = 1 / 501
+    np.testing.assert_allclose(stats["pvalue"], np.maximum(sidak, floor), rtol=1e-6)
+    np.testing.assert_allclose(stats["fdr"], np.maximum(false_discovery_control(sidak), floor), rtol=1e-10)
     assert stats.loc["A", "best_node"] == "node_2"
-    live = out["pvalue"].loc[~dead].to_numpy()
-    np.testing.assert_allclose(out["fdr"].loc[~dead].to_numpy().ravel(), false_discovery_control(live.ravel()))
+    # The planted set's normal tail (null z near 1.5 sqrt(15) = 5.8) is far below 1/501: the floor bites.
+    assert sidak[0] < 1e-5 and stats.loc["A", "pvalue"] == pytest.approx(floor)
+    tails = norm.sf(live_z.to_numpy())
+    np.testing.assert_allclose(out["pvalue"].loc[~dead].to_numpy(), np.maximum(tails, floor))
+    assert np.nanmin(out["fdr"].to_numpy()) == pytest.approx(floor)
+    expected_fdr = np.maximum(false_discovery_control(tails.ravel()), floor)
+    np.testing.assert_allclose(out["fdr"].loc[~dead].to_numpy().ravel(), expected_fdr)
 
 
 def test_node_set_tests_are_welch_and_competitive_and_keep_the_larger_pvalue():

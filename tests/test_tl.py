@@ -110,13 +110,38 @@ def test_node_genes_rank_by_expression_shift_in_active_cells(trained_adata):
     shift = np.stack([(x[active[:, j]].mean(0) - x.mean(0)) / x.std(0) for j in range(latent.shape[1])])
     result = adata.uns["scdeconv_node_genes"]
     assert result["params"]["rank_by"] == "expression"
+    live = result["node_status"]["status"].to_numpy() == "live"
+    assert live.sum() >= 4  # the comparison below checks something
     for j, node in enumerate(result["names"].columns):
         expected = np.sort(shift[j])[::-1][:4]
-        np.testing.assert_allclose(result["scores"][node], expected, rtol=1e-5)
-        best = np.argsort(-shift[j], kind="stable")[:4]
-        np.testing.assert_array_equal(result["names"][node], np.asarray(genes)[best])
+        best = np.asarray(genes)[np.argsort(-shift[j], kind="stable")[:4]]
+        listed = live[j] & (expected > 0)  # only rising genes of live nodes are listed
+        np.testing.assert_allclose(result["scores"][node][listed], expected[listed], rtol=1e-5)
+        np.testing.assert_array_equal(result["names"][node][listed], best[listed])
+        assert (result["names"][node][~listed] == "").all() and result["scores"][node][~listed].isna().all()
     with pytest.raises(ValueError, match="rank_by must be one of"):
         sd.tl.node_genes(trained_adata, rank_by="loading", copy=True, progress=False)
+
+
+def test_node_genes_never_lists_genes_of_dead_or_rare_nodes_or_ties_at_zero(trained_adata):
+    # node_0 fires in 2 cells (rare: fewer than MIN_ACTIVE_CELLS), node_1 is constant (dead): its
+    # active cells are all cells, every shift is 0, and a stable sort would list the first genes.
+    adata = trained_adata.copy()
+    latent = np.asarray(adata.obsm["X_scdeconv"]).copy()
+    latent[:, 0] = 0.0
+    latent[:2, 0] = 1.0
+    latent[:, 1] = 0.5
+    adata.obsm["X_scdeconv"] = latent
+    sd.tl.node_genes(adata, n_top=5, progress=False)
+    result = adata.uns["scdeconv_node_genes"]
+    assert list(result["node_status"].loc[["node_0", "node_1"], "status"]) == ["rare", "dead"]
+    assert (result["names"][["node_0", "node_1"]] == "").all().all()
+    listed = result["names"].to_numpy() != ""
+    assert listed.any() and (result["scores"].to_numpy()[listed] > 0).all()
+    table = sd.get.node_genes_df(adata)
+    assert not {"node_0", "node_1"} & set(table["node"].astype(str)) and (table["score"] > 0).all()
+    with pytest.raises(ValueError, match="No node lists any gene"):
+        sd.pl.node_genes(adata, nodes=["node_0", "node_1"], show=False)
 
 
 def test_enrichment_score_is_binned_stouffer(trained_adata):
@@ -198,7 +223,7 @@ def test_set_tests_combine_mann_whitney_and_competitive(trained_adata):
     # set_tests: Mann-Whitney of the stored per-cell activities, a competitive test from per-gene
     # mean changes (whose Stouffer sum over a set is exactly the set's mean activity change), and
     # pvalue = the larger of the two, with BH over sets.
-    from scipy.stats import mannwhitneyu
+    from scipy.stats import mannwhitneyu, norm
 
     tests = trained_adata.uns["scdeconv_group_diff"]["set_tests"]
     act = sd.get.activity(trained_adata)[:, list(tests.index)]
@@ -207,7 +232,11 @@ def test_set_tests_combine_mann_whitney_and_competitive(trained_adata):
     np.testing.assert_allclose(tests["pvalue_mw"], expected, rtol=1e-10)
     np.testing.assert_allclose(tests["mean_activity1"], act.X[ery].mean(0), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(tests["pvalue"], np.fmax(tests["pvalue_mw"], tests["pvalue_competitive"]))
-    np.testing.assert_allclose(tests["fdr"], sd.scoring.benjamini_hochberg(tests["pvalue"].to_numpy()))
+    # BH over the unfloored p-values (the competitive part's normal tail), reported floored at 1 / (1 + n_null).
+    floor = 1 / (1 + trained_adata.uns["scdeconv_group_diff"]["params"]["n_null"])
+    tails = np.fmax(tests["pvalue_mw"], 2 * norm.sf(np.abs(tests["null_z"]))).to_numpy()
+    np.testing.assert_allclose(tests["fdr"], np.maximum(sd.scoring.benjamini_hochberg(tails), floor))
+    assert tests["pvalue"].min() >= floor and (tests["pvalue"] == floor).any()  # the floor bites here
     # The null z has the sign of the set's mean activity change wherever the change is clear.
     change = tests["mean_activity1"] - tests["mean_activity2"]
     clear = change.abs() > change.abs().median()

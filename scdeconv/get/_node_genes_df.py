@@ -29,7 +29,8 @@ def node_genes_df(
     Columns ``node``, ``rank`` (1 = the node's top gene), ``gene`` and ``score`` (what
     :func:`scdeconv.tl.node_genes` ranked by, recorded in its ``params["rank_by"]``: by default
     the gene's expression shift in the node's active cells, in SDs; or an attribution z-score);
-    ordered by node, then rank.
+    ordered by node, then rank. Only listed genes appear: none of a dead or rare node, none with
+    a score at or below 0.
     """
     result = stored_result(adata, key, "node_genes")
     names, scores = result["names"], result["scores"]
@@ -47,4 +48,4 @@ def node_genes_df(
             "score": scores.to_numpy().T.ravel().astype(float),
         }
     )
-    return table
+    return table[table["gene"] != ""].reset_index(drop=True)

@@ -48,16 +48,27 @@ def _input_matrix(adata: AnnData, key: str, layer: str | None) -> tuple[Any, str
     return x[:, adata.var_names.get_indexer(genes)].astype(np.float32), layer
 
 
-def _umap(tmp: AnnData, *, use_rep: str, n_neighbors: int, seed: int) -> np.ndarray:
+def _umap(
+    tmp: AnnData,
+    *,
+    use_rep: str,
+    n_neighbors: int,
+    seed: int,
+    neighbors_kwargs: Mapping[str, Any] | None = None,
+    umap_kwargs: Mapping[str, Any] | None = None,
+) -> np.ndarray:
     """UMAP coordinates of ``tmp`` (modified in place) from a kNN graph on ``obsm[use_rep]``."""
     import scanpy as sc
 
-    sc.pp.neighbors(tmp, use_rep=use_rep, n_neighbors=min(n_neighbors, tmp.n_obs - 1), random_state=seed)
-    sc.tl.umap(tmp, random_state=seed)
+    n_neighbors = min(n_neighbors, tmp.n_obs - 1)
+    sc.pp.neighbors(tmp, use_rep=use_rep, n_neighbors=n_neighbors, random_state=seed, **dict(neighbors_kwargs or {}))
+    sc.tl.umap(tmp, random_state=seed, **dict(umap_kwargs or {}))
     return np.asarray(tmp.obsm["X_umap"])
 
 
-def input_umap(adata: AnnData, *, key: str, layer: str | None, n_pcs: int, n_neighbors: int, seed: int) -> np.ndarray:
+def input_umap(
+    adata: AnnData, *, key: str, layer: str | None, n_pcs: int, n_neighbors: int, seed: int, **kwargs
+) -> np.ndarray:
     """UMAP of the input, computed on a copy: counts are normalised and log1p'd, then PCA."""
     import scanpy as sc
 
@@ -68,14 +79,14 @@ def input_umap(adata: AnnData, *, key: str, layer: str | None, n_pcs: int, n_nei
         sc.pp.log1p(tmp)
     n_comps = max(1, min(n_pcs, tmp.n_obs - 1, tmp.n_vars - 1))
     sc.pp.pca(tmp, n_comps=n_comps, random_state=seed)
-    return _umap(tmp, use_rep="X_pca", n_neighbors=n_neighbors, seed=seed)
+    return _umap(tmp, use_rep="X_pca", n_neighbors=n_neighbors, seed=seed, **kwargs)
 
 
-def representation_umap(adata: AnnData, *, key: str, n_neighbors: int, seed: int) -> np.ndarray:
+def representation_umap(adata: AnnData, *, key: str, n_neighbors: int, seed: int, **kwargs) -> np.ndarray:
     """UMAP of ``adata.obsm[key]``, computed on a scratch AnnData."""
     rep = np.asarray(adata.obsm[key], dtype=np.float32)
     tmp = AnnData(obs=pd.DataFrame(index=adata.obs_names.copy()), obsm={"X_rep": rep})
-    return _umap(tmp, use_rep="X_rep", n_neighbors=n_neighbors, seed=seed)
+    return _umap(tmp, use_rep="X_rep", n_neighbors=n_neighbors, seed=seed, **kwargs)
 
 
 def _plotting_adata(adata: AnnData, bases: Mapping[str, np.ndarray], colors: Sequence[str | None]) -> AnnData:
@@ -105,6 +116,8 @@ def embedding_comparison(
     n_pcs: int = 50,
     recompute: bool = False,
     seed: int = 0,
+    neighbors_kwargs: Mapping[str, Any] | None = None,
+    umap_kwargs: Mapping[str, Any] | None = None,
     embedding_kwargs: Mapping[str, Any] | None = None,
     figsize: tuple[float, float] | None = None,
     ax: Sequence[Axes] | None = None,
@@ -145,6 +158,12 @@ def embedding_comparison(
         a cached UMAP is reused whatever the parameters were).
     seed
         Random state of PCA, neighbours and UMAP.
+    neighbors_kwargs
+        Further arguments of :func:`scanpy.pp.neighbors` for both kNN graphs (e.g.
+        ``transformer="sklearn"``).
+    umap_kwargs
+        Further arguments of :func:`scanpy.tl.umap` for both UMAPs (e.g. ``maxiter=200``, fewer
+        optimisation epochs than the default for small data).
     embedding_kwargs
         Further arguments of :func:`scanpy.pl.embedding` (e.g. ``legend_loc``, ``size``).
     figsize
@@ -191,13 +210,12 @@ def embedding_comparison(
     def cached(basis: str) -> bool:
         return not recompute and basis in adata.obsm and np.shape(adata.obsm[basis]) == (adata.n_obs, 2)
 
+    settings = dict(n_neighbors=n_neighbors, seed=seed, neighbors_kwargs=neighbors_kwargs, umap_kwargs=umap_kwargs)
     if not cached(basis_input):
-        adata.obsm[basis_input] = input_umap(
-            adata, key=key, layer=layer, n_pcs=n_pcs, n_neighbors=n_neighbors, seed=seed
-        )
+        adata.obsm[basis_input] = input_umap(adata, key=key, layer=layer, n_pcs=n_pcs, **settings)
         logger.info("added adata.obsm[%r] (UMAP of the input)", basis_input)
     if not cached(basis_rep):
-        adata.obsm[basis_rep] = representation_umap(adata, key=key, n_neighbors=n_neighbors, seed=seed)
+        adata.obsm[basis_rep] = representation_umap(adata, key=key, **settings)
         logger.info("added adata.obsm[%r] (UMAP of the representation)", basis_rep)
 
     owns_figure = ax is None

@@ -20,8 +20,8 @@ from ._utils import savefig_or_show
 
 __all__ = ["impact_dotplot"]
 
-# -log10 FDR at which a dot reaches full size.
-_SIZE_CAP = 4.0
+# -log10 FDR at which a dot reaches full size: 3, the floor of FDRs from the default 1,000 random sets.
+_SIZE_CAP = 3.0
 
 
 def dotplot_tables(
@@ -95,9 +95,10 @@ def impact_dotplot(
 
     The statistics of the null model of :func:`scdeconv.tl.module_impact`, in the layout of
     ``sc.pl.dotplot``: one row per gene set, one column per node. A dot's area grows with
-    ``-log10(fdr)`` (full size at FDR ``1e-4``); its colour is the (node, set) ``null_z`` (how
-    many null standard deviations the score lies above expression-matched random sets).
-    Dots with FDR <= ``fdr`` get a black edge. Dead nodes are never shown.
+    ``-log10(fdr)`` (full size at FDR ``1e-3``, the floor of the default null model); its colour
+    is the (node, set) ``null_z`` (how many null standard deviations the score lies above
+    expression-matched random sets). Dots with FDR <= ``fdr`` get a black edge. Dead and rare
+    nodes are never shown.
 
     Parameters
     ----------

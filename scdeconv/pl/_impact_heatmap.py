@@ -1,4 +1,4 @@
-"""``sd.pl.impact_heatmap``: nodes x gene sets, the paper's panel (d)."""
+"""``sd.pl.impact_heatmap``: nodes x gene sets, the paper's panel (d): its calls, or the paper's view."""
 
 from __future__ import annotations
 
@@ -10,14 +10,16 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 from matplotlib.axes import Axes
-from matplotlib.colors import Colormap
+from matplotlib.colors import Colormap, Normalize
 from scipy.cluster.hierarchy import leaves_list, linkage
 
-from .._defaults import PANEL_D_THRESHOLD
+from .._choices import PanelView, check_choice
+from .._defaults import FDR, PANEL_D_THRESHOLD
 from .._docs import inject_docs
 from .._keys import HALLMARK_PREFIX, IMPACT_KEY
 from .._results import stored_result
 from ..scoring import minmax_per_set, visible_nodes
+from ._calls import call_order, called_table, calls_figsize, draw_calls, no_calls, star_legend
 from ._utils import savefig_or_show
 
 __all__ = ["impact_heatmap"]
@@ -126,11 +128,58 @@ def mark_significant(ax: Axes, significant: np.ndarray, fdr: float) -> None:
     ax.legend(loc="upper left", bbox_to_anchor=(0, -0.02), fontsize="small", frameon=False)
 
 
+def calls_of_impact(
+    adata: AnnData,
+    *,
+    key: str = IMPACT_KEY,
+    fdr: float = FDR,
+    gene_sets: Sequence[str] | str | None = None,
+    values: str = "impact",
+    cluster: bool = True,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The table the significant view of :func:`impact_heatmap` draws, and its FDRs.
+
+    ``values`` of the live nodes where the null model's FDR is below ``fdr`` (NaN elsewhere), only
+    nodes and sets with at least one call, ordered by :func:`scdeconv.pl._calls.call_order`.
+
+    Raises
+    ------
+    KeyError
+        If the result has no null model (``fdr``) or no ``values`` table.
+    """
+    result = stored_result(adata, key, "impact")
+    if "fdr" not in result:
+        raise KeyError(
+            f"adata.uns[{key!r}] has no 'fdr', which the significant view draws: run "
+            "`sd.tl.module_impact(adata, score='enrichment')` with n_null > 0, or pass view='paper'."
+        )
+    if values not in result:
+        raise KeyError(f"Did not find {values!r} in adata.uns[{key!r}]; it holds {list(result)}.")
+    table = pd.DataFrame(result[values]).astype(float)
+    if gene_sets is not None:
+        table = table[_select_sets(table.columns, gene_sets)]
+    live = ~pd.Series(result["node_stats"]["dead"]).astype(bool).reindex(table.index, fill_value=True).to_numpy()
+    fdr_table = pd.DataFrame(result["fdr"]).astype(float)
+    called = called_table(table.loc[live], fdr_table, fdr)
+    if called.empty:
+        return called, fdr_table
+    return call_order(called, cluster=cluster), fdr_table
+
+
+def _value_label(adata: AnnData, key: str, values: str) -> str:
+    """Colour-bar label of a drawn impact table."""
+    if values != "impact":
+        return values
+    score = stored_result(adata, key, "impact").get("params", {}).get("score")
+    return "impact (enrichment z)" if score == "enrichment" else "impact"
+
+
 @inject_docs
 def impact_heatmap(
     adata: AnnData,
     *,
     key: str = IMPACT_KEY,
+    view: PanelView = "significant",
     title: str | None = None,
     figsize: tuple[float, float] | None = None,
     threshold: float = PANEL_D_THRESHOLD,
@@ -141,61 +190,97 @@ def impact_heatmap(
     values: str = "impact",
     fdr: float | None = None,
     only_significant: bool = False,
-    cmap: str | Colormap = "viridis",
+    cmap: str | Colormap | None = None,
     ax: Axes | None = None,
     show: bool | None = None,
     save: bool | str | os.PathLike | None = None,
 ) -> Axes:
     """Heatmap of gene-set impact on the representation nodes (the paper's panel d).
 
-    Each gene set is min-max scaled across nodes, nodes with no scaled score above
-    ``threshold`` are hidden, dead nodes are dropped, and nodes (rows) and gene sets (columns)
-    are ordered by hierarchical clustering.
+    ``view="significant"`` (default) draws only what the null model of
+    :func:`scdeconv.tl.module_impact` supports: the (node, set) cells whose FDR is below ``fdr``,
+    on live nodes (dead and rare ones never), and only nodes and gene sets with at least one call.
+    Nodes (rows) are ordered by hierarchical clustering of their calls and each set is put under
+    the node where it is strongest, so the calls run along the diagonal. The colour is the score
+    itself (``values``), its colour bar spanning the drawn values; stars give the FDR
+    (``*`` < 0.05, ``**`` < 0.01, ``***`` < 0.001); cells without a call are light grey. When
+    nothing is called, the axes say so.
+
+    ``view="paper"`` is the paper's figure: each gene set min-max scaled across nodes, nodes with
+    no scaled score above ``threshold`` hidden, dead nodes dropped, rows and columns clustered.
+    Every set then has a bright cell, significant or not: mark the calls with ``fdr``.
 
     Parameters
     ----------
     {result:impact}
+    view
+        ``"significant"`` (calls only) or ``"paper"`` (min-max scaled, as published).
     {figure}
     threshold
-        Show only nodes with at least one scaled score above this value (paper: 0.7).
-        ``0`` shows every node that has any non-minimal score.
+        Paper view: show only nodes with at least one scaled score above this value (paper:
+        0.7). ``0`` shows every node that has any non-minimal score.
     drop_dead
-        Drop nodes flagged ``dead`` in ``adata.uns[key]["node_stats"]`` before scaling.
+        Paper view: drop nodes flagged ``dead`` (dead or rare) in
+        ``adata.uns[key]["node_stats"]`` before scaling. The significant view always does.
     cluster
-        Order rows and columns by average-linkage hierarchical clustering (Euclidean distance
-        on the scaled scores, optimal leaf ordering); ``False`` keeps the stored order.
+        Order nodes (and, in the paper view, gene sets) by average-linkage hierarchical
+        clustering (Euclidean distance, optimal leaf ordering); ``False`` keeps the stored order.
     gene_sets
         Show only these gene sets (full names, or without the ``HALLMARK_`` prefix).
     strip_prefix
         Drop the ``HALLMARK_`` prefix from the gene-set labels.
     values
-        Which nodes x sets table of ``adata.uns[key]`` to draw (default the impact score).
+        Which nodes x sets table of ``adata.uns[key]`` to draw (default the impact score;
+        ``"null_z"`` for the null model's z-score).
     fdr
-        Mark with a dot the cells whose null-model FDR (``adata.uns[key]["fdr"]``, from
-        ``score="enrichment"``) is below this value.
+        Significant view: the FDR below which a (node, set) pair is a call (default 0.05).
+        Paper view: mark with a dot the cells whose FDR is below this value (``None``: no marks).
     only_significant
-        With ``fdr``, blank the cells that are not significant instead of marking the others.
+        Paper view, with ``fdr``: blank the cells that are not significant instead of marking
+        the others.
     cmap
-        Colormap of the scaled scores.
+        Colormap of the drawn values (default ``"viridis"``).
     {ax_show_save}
 
     Returns
     -------
-    The heatmap's Axes (the colorbar, labelled "scaled impact", is a separate Axes of the same
-    figure). Tick labels give the shown nodes (y) and gene sets (x) in plotted order.
+    The heatmap's Axes (the colorbar is a separate Axes of the same figure). Tick labels give
+    the shown nodes (y) and gene sets (x) in plotted order. In the significant view,
+    ``ax.images[0]`` holds the drawn values, masked where there is no call, and the stars are the
+    Axes' texts; with no call, the Axes holds only the message.
 
     Raises
     ------
     KeyError
-        If ``adata.uns[key]`` is missing: run ``sd.tl.module_impact(adata)`` first.
+        If ``adata.uns[key]`` is missing (run ``sd.tl.module_impact(adata)`` first), or the
+        significant view finds no null model (pass ``view="paper"``).
     ValueError
-        If no node passes the filters, or ``gene_sets`` names unknown sets.
+        If no node passes the paper view's filters, or ``gene_sets`` names unknown sets.
 
     Examples
     --------
     >>> import scdeconv as sd
-    >>> sd.pl.impact_heatmap(adata, threshold=0.7)  # doctest: +SKIP
+    >>> sd.pl.impact_heatmap(adata)  # doctest: +SKIP
+    >>> sd.pl.impact_heatmap(adata, view="paper", threshold=0.7)  # doctest: +SKIP
     """
+    check_choice("view", view, PanelView)
+    cmap = "viridis" if cmap is None else cmap
+    if view == "significant":
+        return _significant_heatmap(
+            adata,
+            key=key,
+            title=title,
+            figsize=figsize,
+            cluster=cluster,
+            gene_sets=gene_sets,
+            strip_prefix=strip_prefix,
+            values=values,
+            fdr=FDR if fdr is None else fdr,
+            cmap=cmap,
+            ax=ax,
+            show=show,
+            save=save,
+        )
     table = heatmap_table(
         adata, key=key, threshold=threshold, drop_dead=drop_dead, cluster=cluster, gene_sets=gene_sets, values=values
     )
@@ -219,5 +304,46 @@ def impact_heatmap(
     colorbar = ax.figure.colorbar(ax.images[-1], ax=ax, shrink=0.6)
     colorbar.set_label(f"scaled {values} (min-max per set)")
     ax.set_title("gene-set impact per node" if title is None else title)
+    savefig_or_show(ax.figure, "impact_heatmap", show=show, save=save, owns_figure=owns_figure)
+    return ax
+
+
+def _significant_heatmap(
+    adata: AnnData,
+    *,
+    key: str,
+    title: str | None,
+    figsize: tuple[float, float] | None,
+    cluster: bool,
+    gene_sets,
+    strip_prefix: bool,
+    values: str,
+    fdr: float,
+    cmap,
+    ax: Axes | None,
+    show: bool | None,
+    save,
+) -> Axes:
+    """The significant view of :func:`impact_heatmap`."""
+    table, fdr_table = calls_of_impact(adata, key=key, fdr=fdr, gene_sets=gene_sets, values=values, cluster=cluster)
+    owns_figure = ax is None
+    if ax is None:
+        size = figsize or (calls_figsize(table, strip_prefix, extra_width=1.2) if not table.empty else (6.0, 3.0))
+        _, ax = plt.subplots(figsize=size, layout="constrained")
+    heading = "gene sets called per node" if title is None else title
+    if table.empty:
+        no_calls(ax, f"No (node, gene set) pair at FDR < {fdr:g} on a live node:\nnothing to show.")
+        ax.set_title(heading)
+    else:
+        drawn = table.to_numpy(dtype=float)
+        low, high = float(np.nanmin(drawn)), float(np.nanmax(drawn))
+        low = min(low, 0.0)
+        norm = Normalize(vmin=low, vmax=high if high > low else low + 1.0)
+        image = draw_calls(
+            ax, table, fdr_table, cmap=cmap, norm=norm, set_labels=set_labels(table.columns, strip_prefix)
+        )
+        bar = ax.figure.colorbar(image, ax=ax, shrink=0.6)
+        bar.set_label(_value_label(adata, key, values))
+        ax.set_title(f"{heading}\n({star_legend()}; grey: no call)", fontsize="medium")
     savefig_or_show(ax.figure, "impact_heatmap", show=show, save=save, owns_figure=owns_figure)
     return ax

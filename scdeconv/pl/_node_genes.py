@@ -83,6 +83,11 @@ def node_genes(
     table = node_genes_df(adata, key, nodes=nodes)
     table = table[table["rank"] <= n_genes]
     shown = list(dict.fromkeys(table["node"].astype(str)))
+    if not shown:
+        raise ValueError(
+            "No node lists any gene: dead or rare nodes and genes with a score at or below 0 are never "
+            "listed (see adata.uns[key]['node_status']); pick live nodes."
+        )
     owns_figure = ax is None
     if ax is None:
         ncols = max(1, min(ncols, len(shown)))

@@ -28,7 +28,15 @@ from ._group_tests import (
     sample_design,
     sample_level_test,
 )
-from ._nodes import active_cells, firing_cells, group_lift, min_active_cells, node_statistics, redundant_nodes
+from ._nodes import (
+    active_cells,
+    firing_cells,
+    group_lift,
+    min_active_cells,
+    node_statistics,
+    node_status,
+    redundant_nodes,
+)
 from ._null import CompetitiveTest, MatchedSets, NullModel, competitive_test, matched_null
 from ._profiles import (
     active_expression_shift,
@@ -66,6 +74,7 @@ __all__ = [
     "minmax_per_set",
     "node_set_tests",
     "node_statistics",
+    "node_status",
     "paired_t",
     "profile_enrichment",
     "redundant_nodes",

@@ -8,6 +8,8 @@ The self-contained part treats cells as replicates, or, with samples (donors), t
 each sample's cells are averaged into one value per group (a pseudobulk of the scores) and those
 values are compared (:func:`sample_design`, :func:`sample_level_test`). Cells of one donor share
 its programme activity, so with cells as replicates a donor effect reads as a group difference.
+With the competitive part, p-values and FDRs are reported floored at ``1 / (1 + n_null)``
+(:func:`~scdeconv.scoring._stats.null_floor`; BH runs on the unfloored p-values).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ._null import MatchedSets, competitive_test
-from ._stats import TwoGroupTest, benjamini_hochberg, paired_t, welch_from_values
+from ._stats import TwoGroupTest, benjamini_hochberg, null_floor, paired_t, welch_from_values
 
 # Name of the self-contained p-value column for each kind of replicate.
 SELF_CONTAINED = {"cells": "pvalue_welch", "samples": "pvalue_samples"}
@@ -113,6 +115,9 @@ def node_set_tests(
         tables["pvalue_competitive"] = np.where(off, np.nan, competitive.pvalue)
         pvalue = np.fmax(self_contained, tables["pvalue_competitive"])
     tables.update({"pvalue": pvalue, "fdr": benjamini_hochberg(pvalue)})
+    if "pvalue_competitive" in tables:  # reported no smaller than the random sets resolve
+        for name in ("pvalue_competitive", "pvalue", "fdr"):
+            tables[name] = null_floor(tables[name], sets.n_null)
     return {
         name: pd.DataFrame(values, index=template.index, columns=template.columns) for name, values in tables.items()
     }
@@ -173,5 +178,8 @@ def activity_tests(
         columns["pvalue_competitive"] = competitive.pvalue[0]
         pvalue = np.fmax(pvalue, columns["pvalue_competitive"])
     columns.update({"pvalue": pvalue, "fdr": benjamini_hochberg(pvalue), "direction": direction(columns["effect"])})
+    if "pvalue_competitive" in columns:  # reported no smaller than the random sets resolve
+        for name in ("pvalue_competitive", "pvalue", "fdr"):
+            columns[name] = null_floor(columns[name], sets.n_null)
     table = pd.DataFrame(columns, index=pd.Index(names, name="gene_set"))
     return table.sort_values(["fdr", "effect"], ascending=[True, False])

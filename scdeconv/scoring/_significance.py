@@ -7,7 +7,7 @@ import pandas as pd
 
 from .._defaults import FDR
 from ._null import MatchedSets, competitive_test
-from ._stats import benjamini_hochberg
+from ._stats import benjamini_hochberg, null_floor
 
 CONDITIONAL_ROUNDS = 3  # greedy conditioning: at most this many rounds until the accepted sets stop changing
 MIN_CONDITIONAL_GENES = 3  # a set left with fewer own genes than this is explained by the stronger sets
@@ -87,7 +87,9 @@ def impact_significance(
     set) pairs; dead nodes get NaN. Per set (``set_stats``): the best live node, its ``null_z``, a
     ``pvalue`` for "some node encodes this set" (the best node's normal tail, Sidak-corrected for
     the number of live nodes) with its BH ``fdr`` over sets, and the empirical max-statistic
-    p-value (how often a random set's best node does as well).
+    p-value (how often a random set's best node does as well). The FDRs are derived from the
+    normal tails; every p-value and FDR is then reported floored at ``1 / (1 + n_null)``
+    (:func:`null_floor`): none is smaller than the random sets resolve.
 
     Sets share genes: ``pvalue_conditional`` and ``fdr_conditional`` (nodes x sets, and per set in
     ``set_stats``) re-test each pair called at FDR < ``FDR`` on the genes it does not share with a
@@ -115,10 +117,13 @@ def impact_significance(
     def frame(values: np.ndarray) -> pd.DataFrame:
         return pd.DataFrame(values, index=impact.index, columns=impact.columns)
 
+    def floored(values: np.ndarray) -> np.ndarray:
+        return null_floor(values, sets.n_null)
+
     n_live = int((~dead).sum())
     live_z = frame(null_z).loc[~dead]
     # Best of the live nodes: Sidak-correct its normal tail for the number of nodes looked at
-    # (no floor at 1 / n_null, unlike the empirical max-statistic p-value kept beside it).
+    # (reported floored, like every p-value here, at the 1 / (1 + n_null) the random sets resolve).
     best_z, set_pvalue = _sidak_best(live_z, n_live)
     fdr = benjamini_hochberg(pvalue)
     conditional = conditional_pvalues(z, pvalue, np.nan_to_num(null_z, nan=-np.inf), fdr < FDR, sets, seed=sets.seed)
@@ -130,19 +135,19 @@ def impact_significance(
         {
             "best_node": live_z.idxmax(axis=0) if len(live_z) else pd.Series("", index=impact.columns),
             "null_z": best_z,
-            "pvalue": set_pvalue,
+            "pvalue": floored(set_pvalue),
             "pvalue_empirical": (1 + test.best_exceeding) / (1 + sets.n_null),
-            "fdr": benjamini_hochberg(set_pvalue),
-            "pvalue_conditional": set_conditional,
-            "fdr_conditional": benjamini_hochberg(set_conditional),
+            "fdr": floored(benjamini_hochberg(set_pvalue)),
+            "pvalue_conditional": floored(set_conditional),
+            "fdr_conditional": floored(benjamini_hochberg(set_conditional)),
         }
     )
     return {
         "null_z": frame(null_z),
-        "pvalue": frame(pvalue),
+        "pvalue": frame(floored(pvalue)),
         "pvalue_empirical": frame(empirical),
-        "fdr": frame(fdr),
-        "pvalue_conditional": frame(conditional),
-        "fdr_conditional": frame(benjamini_hochberg(conditional)),
+        "fdr": frame(floored(fdr)),
+        "pvalue_conditional": frame(floored(conditional)),
+        "fdr_conditional": frame(floored(benjamini_hochberg(conditional))),
         "set_stats": set_stats.sort_values(["fdr", "null_z"], ascending=[True, False]),
     }

@@ -1,4 +1,4 @@
-"""Two-sample statistics from streamed moments, and the one Benjamini-Hochberg adjustment."""
+"""Two-sample statistics from streamed moments, the one Benjamini-Hochberg adjustment, the null's floor."""
 
 from __future__ import annotations
 
@@ -102,3 +102,16 @@ def benjamini_hochberg(pvalues: np.ndarray) -> np.ndarray:
     ranked = flat[order] * len(order) / np.arange(1, len(order) + 1)
     out[order] = np.minimum(np.minimum.accumulate(ranked[::-1])[::-1], 1.0)
     return out.reshape(np.shape(pvalues))
+
+
+def null_floor(values: np.ndarray, n_null: int) -> np.ndarray:
+    """P-values or FDRs no smaller than ``1 / (1 + n_null)``, the smallest ``n_null`` random draws resolve.
+
+    A p-value read from the normal tail of a z-score against ``n_null`` random gene sets can reach
+    1e-11, but the null was only sampled ``n_null`` times: below ``1 / (1 + n_null)`` (the empirical
+    p-value of a score no random set reaches) the tail is an extrapolation. The tests rank and
+    call by the normal tail (Benjamini-Hochberg over the unfloored p-values, so that the floor's
+    ties cost no power) and report p-values and FDRs floored here, so that no reported value is
+    below what the null can support (raise ``n_null`` to resolve smaller ones). NaNs stay NaN.
+    """
+    return np.maximum(np.asarray(values, dtype=np.float64), 1.0 / (1 + int(n_null)))

@@ -16,7 +16,7 @@ from .._module.config import StreamOptions
 from .._results import claim_uns_key
 from .._rows import DEFAULT_CHUNK_SIZE, ChunkedRows
 from .._utils import check_not_backed_copy
-from ..scoring import active_cells, active_expression_shift, binned_zscores, expression_bins, log_ratio
+from ..scoring import active_cells, active_expression_shift, binned_zscores, expression_bins, log_ratio, node_status
 from ._saliency_pass import gene_means, model_counts, saliency_pass, stored_latent
 
 
@@ -142,7 +142,10 @@ def node_genes(
     -------
     ``None``, or a copy when ``copy=True``. Writes ``adata.uns['scdeconv_node_genes' | key_added]``:
     ``names`` and ``scores`` (DataFrames, ``n_top`` rows x nodes, best first: the expression shift
-    in SDs, or the attribution z-score) and ``params``.
+    in SDs, or the attribution z-score), ``node_status`` (a DataFrame, column ``status``: ``"live"``, ``"dead"`` or
+    ``"rare"`` per node, :func:`scdeconv.scoring.node_status`) and ``params``. Only genes with a positive score on a
+    live node are listed; the other entries are ``""`` (score NaN), so a dead or rare node lists
+    no genes and a node never lists genes tied at 0.
     """
     check_choice("rank_by", rank_by, RankBy)
     check_choice("method", method, Method)
@@ -158,6 +161,13 @@ def node_genes(
     n_top = min(n_top, len(genes))
     order = np.argsort(-z, axis=1, kind="stable")[:, :n_top]
     nodes = node_names(z.shape[0])
+    status = node_status(stored_latent(adata, model_key))
+    top_scores = np.take_along_axis(z, order, axis=1)
+    # Only positive scores of live nodes are listed: a gene that does not rise with the node is no
+    # marker of it, and ties at 0 would list the alphabetically first genes.
+    listed = (top_scores > 0) & (status == "live")[:, None]
+    names = np.where(listed, genes[order], "")
+    top_scores = np.where(listed, top_scores, np.nan)
     adata.uns[key_added] = {
         "params": {
             "n_top": int(n_top),
@@ -166,8 +176,16 @@ def node_genes(
             "rank_by": rank_by,
             "model_key": model_key,
         },
-        "names": pd.DataFrame(genes[order].T, columns=nodes),
-        "scores": pd.DataFrame(np.take_along_axis(z, order, axis=1).T, columns=nodes),
+        "names": pd.DataFrame(names.T, columns=nodes),
+        "scores": pd.DataFrame(top_scores.T, columns=nodes),
+        "node_status": pd.DataFrame({"status": status}, index=pd.Index(nodes, name="node")),
     }
-    logger.info("Added adata.uns[%r]: top %d genes of %d nodes.", key_added, n_top, len(nodes))
+    n_quiet = int((status != "live").sum())
+    logger.info(
+        "Added adata.uns[%r]: top %d genes of %d nodes (%d dead or rare nodes list none).",
+        key_added,
+        n_top,
+        len(nodes),
+        n_quiet,
+    )
     return adata if copy else None
