@@ -23,11 +23,15 @@ def _toy(seed: int = 0):
     return impact_significance(z, impact, np.array([False, False]), sets)
 
 
+FLOOR = 1 / (1 + 2000)  # reported p-values and FDRs stop at what the 2000 random sets resolve
+
+
 def test_bystander_is_called_marginally_but_not_conditionally():
     out = _toy()
     fdr, conditional = out["fdr"].loc["node_0"], out["fdr_conditional"].loc["node_0"]
-    assert fdr["P"] < 1e-6 and fdr["B"] < 0.05 and fdr["S"] < 1e-6  # B: 15 genes at +3 -> z about 8 marginally
-    assert conditional["P"] < 1e-6 and conditional["S"] < 1e-3
+    at_floor = FLOOR * (1 + 1e-9)
+    assert fdr["P"] <= at_floor and fdr["B"] < 0.05 and fdr["S"] <= at_floor  # B: 15 genes at +3 -> z about 8
+    assert conditional["P"] <= at_floor and conditional["S"] < 1e-3
     # B re-tested on its 15 genes outside P: no signal there.
     assert conditional["B"] > 0.05
     assert fdr["C"] > 0.05 and conditional["C"] > 0.05
@@ -37,7 +41,7 @@ def test_bystander_is_called_marginally_but_not_conditionally():
     np.testing.assert_allclose(pc[1], p[1])
     stats = out["set_stats"]
     assert stats.loc["B", "fdr"] < 0.05 and stats.loc["B", "fdr_conditional"] > 0.05
-    assert stats.loc["P", "fdr_conditional"] < 1e-4
+    assert stats.loc["P", "fdr_conditional"] <= FLOOR * (1 + 1e-9)
 
 
 def test_a_set_inside_a_stronger_one_has_nothing_left():
