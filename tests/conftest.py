@@ -27,6 +27,14 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.enable_socket)
 
 
+@pytest.fixture(autouse=True)
+def _threads_independent_of_load(monkeypatch):
+    # n_threads=None leaves out the CPUs other processes are busy on when a computation starts; a
+    # test's numbers must not depend on what else runs on the machine, so tests see none busy and
+    # compute with every available CPU (2 here and in CI). Subprocess tests pass n_threads.
+    monkeypatch.setattr("scdeconv._module.compute.busy_elsewhere", lambda: 0)
+
+
 def make_counts(n_cells: int = 120, seed: int = 0) -> AnnData:
     """Negative-binomial counts over mouse Hallmark symbols, two groups with a planted heme program."""
     from scdeconv.genesets import hallmark
