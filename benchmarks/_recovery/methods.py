@@ -278,3 +278,11 @@ def peers(cfg: Config) -> dict:
 
 
 OPTIONAL_PEERS = ("decoupler ULM", "decoupler AUCell", "LinearSCVI", "DRVI", "cNMF")
+SIMULATION_ONLY = ("DRVI", "cNMF")  # the slowest peers: run on the simulated levels only (time budget)
+
+
+def toy_runners(runners: dict, *, decoupler: bool = False) -> dict:
+    """The peers the toys and the real data run: not the simulation-only ones (nor decoupler, unless asked)."""
+    return {
+        n: r for n, r in runners.items() if n not in SIMULATION_ONLY and (decoupler or not n.startswith("decoupler"))
+    }

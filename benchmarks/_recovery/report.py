@@ -82,6 +82,13 @@ METHOD_ROWS = [
         '`obsm["scdeconv_activity"]`',
     ),
     (
+        'scdeconv (expression) (the same model, `module_impact(profile="expression")`)',
+        "64 nodes",
+        "as scdeconv",
+        "best live node's impact on the expression shift of its active cells",
+        "as scdeconv",
+    ),
+    (
         'plain AE (`ortho_penalty=0`, `method="gradient"`, `score="median"`: the paper\'s per-cell median '
         "over the set, averaged over cells)",
         "64 nodes",
