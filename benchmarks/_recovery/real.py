@@ -9,7 +9,7 @@ import scdeconv as sd
 from scdeconv.scoring import activity_tests
 
 from .config import FDR, Config
-from .methods import run_ours
+from .methods import run_ours, toy_runners
 from .metrics import embedding_metrics
 from .simulation import prepare
 
@@ -51,7 +51,7 @@ def load_real(which: str) -> tuple[AnnData, np.ndarray, str | None]:
 def run_real(which: str, cfg: Config, runners: dict) -> list[dict]:
     adata, group, species = load_real(which)
     adata, ctx = prepare(adata, mode="geneset", seed=0, labels_col="label", species=species)
-    outputs = [run_ours(adata, ctx, cfg)] + [r(adata, ctx, cfg) for r in runners.values()]
+    outputs = [run_ours(adata, ctx, cfg)] + [r(adata, ctx, cfg) for r in toy_runners(runners, decoupler=True).values()]
     rows = []
     for out in outputs:
         tests = activity_tests(

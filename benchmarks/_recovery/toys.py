@@ -12,7 +12,7 @@ from scdeconv.datasets import _simulate as simtools
 from scdeconv.scoring import expression_bins
 
 from .config import FDR, Config
-from .methods import run_ours
+from .methods import run_ours, toy_runners
 from .metrics import best_precision
 from .outputs import Output, lognorm
 
@@ -53,7 +53,7 @@ def run_xor_level(seed: int, fold_change, cfg: Config, runners: dict) -> list[di
     modules = {m: list(g) for m, g in sim["module_genes"].items()}
     xor = set(sim["xor_modules"])
     ctx = module_context(adata, seed, modules, None)
-    outputs = [run_ours(adata, ctx, cfg)] + [r(adata, ctx, cfg) for n, r in runners.items() if "decoupler" not in n]
+    outputs = [run_ours(adata, ctx, cfg)] + [r(adata, ctx, cfg) for r in toy_runners(runners).values()]
     rows = []
     for out in outputs:
         prec = best_precision(out.top_genes, {m: set(g) for m, g in modules.items()})
@@ -132,7 +132,7 @@ def run_parity(seed: int, cfg: Config, runners: dict) -> list[dict]:
     markers = [g for g in adata.var_names if g.startswith("F")]
     ctx = module_context(adata, seed, {"PARITY_FACTORS": markers}, None)
     x = ctx["lognorm"]
-    outputs = [run_ours(adata, ctx, cfg)] + [r(adata, ctx, cfg) for n, r in runners.items() if "decoupler" not in n]
+    outputs = [run_ours(adata, ctx, cfg)] + [r(adata, ctx, cfg) for r in toy_runners(runners).values()]
     outputs.append(Output("log-normalised input", embedding=x))
     rows = []
     for out in outputs:
