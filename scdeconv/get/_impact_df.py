@@ -27,15 +27,17 @@ def impact_df(adata: AnnData, key: str = IMPACT_KEY, *, drop_dead: bool = True) 
     Columns ``node``, ``gene_set``, ``impact`` (the score: enrichment z-sum, or the paper's
     median), ``scaled`` (min-max per set across nodes, as in the heatmap), ``rank`` (1 = the
     set's strongest node), ``n_present`` (genes of the set scored) and, when the null model was
-    run, ``null_z``, ``pvalue``, ``pvalue_empirical`` and ``fdr``; sorted by ``scaled`` then
-    ``impact``, largest first.
+    run, ``null_z``, ``pvalue``, ``pvalue_empirical``, ``fdr`` and the conditional test of
+    overlapping sets, ``pvalue_conditional`` and ``fdr_conditional`` (the pair re-tested on the genes
+    it does not share with a stronger set called on the node); sorted by ``scaled`` then ``impact``,
+    largest first.
     """
     stored = stored_result(adata, key, "impact")
     impact = stored["impact"]
     live = ~stored["node_stats"]["dead"].to_numpy() if drop_dead else slice(None)
     impact = impact.loc[live]
     columns = {"impact": impact.stack(), "scaled": minmax_per_set(impact).stack()}
-    for name in ("null_z", "pvalue", "pvalue_empirical", "fdr"):
+    for name in ("null_z", "pvalue", "pvalue_empirical", "fdr", "pvalue_conditional", "fdr_conditional"):
         if name in stored:
             columns[name] = stored[name].loc[live].stack(future_stack=True)
     table = pd.DataFrame(columns)
