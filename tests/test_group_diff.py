@@ -206,3 +206,19 @@ def test_donor_effects_fool_cells_not_samples():
     assert (benjamini_hochberg(cells["pvalue_mw"].to_numpy()) < 0.05).sum() >= 10
     assert (samples["fdr"] < 0.05).sum() == 0
     assert (benjamini_hochberg(samples["pvalue_samples"].to_numpy()) < 0.05).sum() <= 1
+
+
+def test_median_score_and_no_null_with_samples_and_all_groups(trained_adata):
+    # The paper's score streams per-cell set medians (no gene profiles) and n_null=0 has no
+    # competitive part: the sample-level test is then the whole test.
+    adata = _with_donors(trained_adata, nested=False)
+    sd.tl.module_impact(adata, method="guided", score="median", progress=False)
+    sd.tl.group_diff(adata, "group", "all", sample_key="donor", progress=False)
+    result = adata.uns["scdeconv_group_diff"]
+    tests = result["set_tests"]
+    np.testing.assert_allclose(tests["pvalue"], tests["pvalue_samples"])
+    nodes = result["node_set_tests"]["ery"]
+    assert "pvalue_competitive" not in nodes and "pvalue_samples" in nodes
+    live = ~adata.uns["scdeconv_impact"]["node_stats"]["dead"].to_numpy()
+    ery, mono = result["node_set_tests"]["ery"]["effect"].to_numpy(), result["node_set_tests"]["mono"]["effect"]
+    np.testing.assert_allclose(ery[live], -mono.to_numpy()[live], rtol=1e-6)  # two groups: mirror images
