@@ -94,3 +94,13 @@ def test_annotate_nodes_copy_roundtrip_and_errors(trained_adata, tmp_path):
         sd.get.nodes_df(trained_adata)
     with pytest.raises(KeyError, match="groupby 'cluster' is not a column"):
         sd.tl.annotate_nodes(trained_adata, groupby="cluster", copy=True)
+
+
+def test_report_rows_one_per_live_node(annotated):
+    from scdeconv._report import node_records
+
+    rows = node_records(annotated)
+    table = sd.get.nodes_df(annotated, include_dead=False)
+    assert rows[0].startswith("Nodes: ") and f"{int(table['novel'].sum())} novel" in rows[0]
+    body = [r for r in rows if r.startswith("| node_")]
+    assert [r.split(" | ")[0].strip("| ") for r in body] == list(table["node"])

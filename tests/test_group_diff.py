@@ -175,3 +175,50 @@ def test_all_groups_with_samples_round_trip(trained_adata, tmp_path):
     pd.testing.assert_frame_equal(
         sd.get.group_diff_df(back, level="set"), sd.get.group_diff_df(adata, level="set"), check_dtype=False
     )
+
+
+def test_cli_sample_key_is_checked_before_training(tmp_path, counts_adata, capsys):
+    from scdeconv.cli import main
+
+    path = tmp_path / "d.h5ad"
+    counts_adata.write_h5ad(path)
+    argv = ["run", str(path), "--groupby", "group", "--compare", "ery", "rest", "--sample-key", "patient"]
+    assert main([*argv, "--out", str(tmp_path / "out"), "--quiet"]) == 1
+    assert "sample_key 'patient' is not a column of adata.obs" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "scdeconv_result.h5ad").exists()
+
+
+@pytest.mark.slow
+def test_donor_effects_fool_cells_not_samples():
+    # benchmarks/calibration.log, first donor table, seed 0, 8 donors, Ery cells: with donor effects
+    # and no true difference, Mann-Whitney over cells called 37 of 50 sets and the sample-level test
+    # none (none in all 32 null comparisons measured). Bounds leave room for other CPUs' arithmetic.
+    from scdeconv.scoring import benjamini_hochberg
+
+    adata = sd.datasets.simulate_hematopoiesis(2400, n_genes=800, seed=0, n_donors=8, donor_effect=1.0)
+    sd.pp.select_genes(adata)
+    sd.tl.train_autoencoder(adata, seed=0, progress=False)
+    sd.tl.module_impact(adata, progress=False)
+    ery = adata[(adata.obs["group"] == "Ery").to_numpy()].copy()
+    sd.tl.group_diff(ery, "condition", "stim", "ctrl", progress=False, key_added="cells")
+    sd.tl.group_diff(ery, "condition", "stim", "ctrl", sample_key="donor", progress=False, key_added="samples")
+    cells, samples = ery.uns["cells"]["set_tests"], ery.uns["samples"]["set_tests"]
+    assert (benjamini_hochberg(cells["pvalue_mw"].to_numpy()) < 0.05).sum() >= 10
+    assert (samples["fdr"] < 0.05).sum() == 0
+    assert (benjamini_hochberg(samples["pvalue_samples"].to_numpy()) < 0.05).sum() <= 1
+
+
+def test_median_score_and_no_null_with_samples_and_all_groups(trained_adata):
+    # The paper's score streams per-cell set medians (no gene profiles) and n_null=0 has no
+    # competitive part: the sample-level test is then the whole test.
+    adata = _with_donors(trained_adata, nested=False)
+    sd.tl.module_impact(adata, method="guided", score="median", progress=False)
+    sd.tl.group_diff(adata, "group", "all", sample_key="donor", progress=False)
+    result = adata.uns["scdeconv_group_diff"]
+    tests = result["set_tests"]
+    np.testing.assert_allclose(tests["pvalue"], tests["pvalue_samples"])
+    nodes = result["node_set_tests"]["ery"]
+    assert "pvalue_competitive" not in nodes and "pvalue_samples" in nodes
+    live = ~adata.uns["scdeconv_impact"]["node_stats"]["dead"].to_numpy()
+    ery, mono = result["node_set_tests"]["ery"]["effect"].to_numpy(), result["node_set_tests"]["mono"]["effect"]
+    np.testing.assert_allclose(ery[live], -mono.to_numpy()[live], rtol=1e-6)  # two groups: mirror images

@@ -29,7 +29,10 @@ def impact_df(adata: AnnData, key: str = IMPACT_KEY, *, drop_dead: bool = True) 
     active cells; results written before it existed have none), ``scaled`` (min-max per set
     across nodes, as in the heatmap), ``rank`` (1 = the set's strongest node), ``n_present``
     (genes of the set scored) and, when the null model was run, ``null_z``, ``pvalue``,
-    ``pvalue_empirical`` and ``fdr``; sorted by ``scaled`` then ``impact``, largest first.
+    ``pvalue_empirical``, ``fdr`` and the conditional test of overlapping sets,
+    ``pvalue_conditional`` and ``fdr_conditional`` (the pair re-tested on the genes it does not
+    share with a stronger set called on the node); sorted by ``scaled`` then ``impact``, largest
+    first.
     """
     stored = stored_result(adata, key, "impact")
     impact = stored["impact"]
@@ -38,7 +41,7 @@ def impact_df(adata: AnnData, key: str = IMPACT_KEY, *, drop_dead: bool = True) 
     columns = {"impact": impact.stack(), "scaled": minmax_per_set(impact).stack()}
     if "direction" in stored:
         columns["direction"] = stored["direction"].loc[live].stack()
-    for name in ("null_z", "pvalue", "pvalue_empirical", "fdr"):
+    for name in ("null_z", "pvalue", "pvalue_empirical", "fdr", "pvalue_conditional", "fdr_conditional"):
         if name in stored:
             columns[name] = stored[name].loc[live].stack(future_stack=True)
     table = pd.DataFrame(columns)
