@@ -55,3 +55,22 @@ def test_quickstart_runs_as_printed(tmp_path, monkeypatch):
     adata = namespace["adata"]
     assert {"X_scdeconv", "X_umap", "scdeconv_activity"} <= set(adata.obsm)
     assert {"scdeconv", "scdeconv_impact", "scdeconv_group_diff"} <= set(adata.uns)
+
+
+def test_readme_and_docs_figures_are_the_ones_make_figures_writes():
+    # Every image README.md and docs/index.md show is redrawn by docs/make_figures.py (no stale
+    # copies), and each one it copies is a figure the pipeline draws.
+    import importlib.util
+
+    from scdeconv._pipeline import FIGURES as PIPELINE_FIGURES
+
+    root = API_PAGE.parent.parent
+    spec = importlib.util.spec_from_file_location("make_figures", root / "docs" / "make_figures.py")
+    make_figures = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_figures)
+    shown = set(re.findall(r"docs/_static/([\w.]+\.png)", (root / "README.md").read_text()))
+    shown |= set(re.findall(r"_static/([\w.]+\.png)", (root / "docs" / "index.md").read_text()))
+    assert shown and shown <= set(make_figures.FIGURES)
+    assert all((root / "docs" / "_static" / name).is_file() for name in make_figures.FIGURES)
+    copied = {source for source in make_figures.FIGURES.values() if source is not None}
+    assert copied <= set(PIPELINE_FIGURES.values())

@@ -85,13 +85,14 @@ def draw_calls(
             continue
         red, green, blue, _ = colormap(norm(value))
         dark = 0.299 * red + 0.587 * green + 0.114 * blue < 0.5
-        ax.text(j, i, stars[i, j], ha="center", va="center", fontsize=7, color="white" if dark else "black")
+        ax.text(j, i, stars[i, j], ha="center", va="center", fontsize=8, color="white" if dark else "black")
     ax.set_xticks(np.arange(table.shape[1]))
     ax.set_xticklabels(set_labels, rotation=90, fontsize="small")
     ax.set_yticks(np.arange(table.shape[0]))
     ax.set_yticklabels(table.index, fontsize="small")
     ax.set_xticks(np.arange(table.shape[1] + 1) - 0.5, minor=True)
     ax.set_yticks(np.arange(table.shape[0] + 1) - 0.5, minor=True)
+    ax.grid(which="major", visible=False)  # scanpy's figure params turn the major grid on
     ax.grid(which="minor", color="white", linewidth=0.8)
     ax.tick_params(which="minor", length=0)
     ax.set_xlabel("gene set")

@@ -338,7 +338,13 @@ def module_impact(
     adata.uns[key_added] = result
     if activity is not None:
         logger.info("Added adata.obsm[%r]: per-cell activity of %d gene sets.", activity_key, len(names))
+    counts = stats["status"].value_counts()
     logger.info(
-        "Added adata.uns[%r]: %d nodes x %d gene sets (%d dead nodes).", key_added, len(nodes), len(names), dead.sum()
+        "Added adata.uns[%r]: %d nodes x %d gene sets (%d dead and %d rare nodes, never reported).",
+        key_added,
+        len(nodes),
+        len(names),
+        counts.get("dead", 0),
+        counts.get("rare", 0),
     )
     return adata if copy else None
