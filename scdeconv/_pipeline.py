@@ -32,7 +32,7 @@ FIGURES = {
 
 # Cheaper UMAPs for the pipeline's panels a and c, the largest cost of its figures: an exact kNN
 # graph (no nearest-neighbour descent to compile) and 200 layout epochs instead of 500; on Paul15
-# the layouts look the same, and the demo's figures take about half the time.
+# the layouts look the same, and the two UMAPs take about half as long.
 UMAP_SETTINGS = dict(neighbors_kwargs={"transformer": "sklearn"}, umap_kwargs={"maxiter": 200})
 
 

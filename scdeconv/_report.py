@@ -61,6 +61,8 @@ def node_table(
     floor = _null_floor(stored["params"])
     table = impact_df(adata, key)
     called = table[table["fdr"] < fdr]
+    if called.empty:
+        return [f"No (node, gene set) pair at FDR < {fdr} on a live node."]
     rows = [
         f"{called['node'].nunique()} nodes carry {len(called)} (node, gene set) calls at FDR < {fdr}; "
         f"up to {n_sets} per node, largest impact first.",
@@ -129,6 +131,8 @@ def difference_table(adata: AnnData, *, key: str = GROUP_DIFF_KEY, n_rows: int =
     long.columns = ["node", "gene_set", "diff"]
     long = long.reindex(long["diff"].abs().sort_values(ascending=False).index)
     floor = _null_floor(result.get("params", {}))
+    if long.empty:
+        return [f"No (node, gene set) difference at FDR < {fdr} (per-(node, set) tests, live nodes)."]
     rows = [
         f"{len(long)} (node, gene set) differences at FDR < {fdr} (per-(node, set) tests, live nodes); the "
         f"{min(n_rows, len(long))} largest:",

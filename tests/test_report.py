@@ -87,3 +87,15 @@ def test_expectation_table_says_which_pairing_holds(trained_adata):
     table = [r for r in rows if r.startswith("| ") and not r.startswith("| gene set")]
     assert table[0].endswith(f"| {lead[0]} | yes |") and table[1].endswith("| none | **no** |")
     assert rows[-1].startswith(f"- Nodes led (top 3 genes) by {second.removeprefix('HALLMARK_')}'s markers: none")
+
+
+def test_tables_without_calls_say_so(trained_adata):
+    from scdeconv._report import difference_table, node_table
+
+    adata = trained_adata.copy()
+    adata.uns["scdeconv_impact"]["fdr"].loc[:] = 0.9
+    adata.uns["scdeconv_group_diff"]["node_set_tests"]["fdr"].loc[:] = 0.9
+    assert node_table(adata) == ["No (node, gene set) pair at FDR < 0.05 on a live node."]
+    assert difference_table(adata) == [
+        "No (node, gene set) difference at FDR < 0.05 (per-(node, set) tests, live nodes)."
+    ]
