@@ -85,7 +85,12 @@ def node_records(adata: AnnData, *, key: str = NODES_KEY) -> list[str]:
     floor = _null_floor(adata.uns[IMPACT_KEY]["params"])
     counts = nodes_df(adata, key)["status"].value_counts()
     summary = ", ".join(f"{n} {status}" for status, n in counts.items())
-    rows = [f"Nodes: {summary}; {int(table['novel'].sum())} novel programmes (live, no gene set called).", ""]
+    rows = [
+        f"Nodes: {summary}; {int(table['novel'].sum())} novel programmes (live, no gene set called). FDR: the "
+        "best set's, conditional on the stronger sets called on the node that share its genes (a set called "
+        "only through their genes is not this node's programme; panel d's table below gives the marginal calls).",
+        "",
+    ]
     rows += ["| node | programme | FDR | active in | top genes |", "|---|---|---|---|---|"]
     for r in table.itertuples():
         name = _short(r.annotation) if r.status == "live" else f"redundant with {r.redundant_with}"
@@ -307,7 +312,13 @@ def write_report(
         f"## {diff['group1']} vs {diff['group2']} (panel e)",
         comparison_note,
         "",
-        f"Cells: {diff['n_cells1']} vs {diff['n_cells2']}. Positive: the set drives the node more in {diff['group1']}.",
+        f"Cells: {diff['n_cells1']} vs {diff['n_cells2']}. Positive: the set drives the node more in {diff['group1']}. "
+        + (
+            f"Samples (`{diff['sample_key']}`) are the replicates."
+            if diff.get("replicates") == "samples"
+            else "Cells are the replicates (no sample key): with cells from several donors, run with "
+            "`--sample-key` so that a donor effect cannot read as a group difference."
+        ),
         "",
         *difference_table(adata),
         "",
