@@ -24,6 +24,8 @@ MatchOn = Literal["gene_sets", "genes"]
 GeneMode = Literal["geneset", "hvg", "all"]
 Species = Literal["human", "mouse"]
 DiffLevel = Literal["node", "set"]
+# Simulated data.
+ConditionDesign = Literal["donors", "within_donors"]
 
 
 def choices(kind) -> tuple[str, ...]:
