@@ -21,7 +21,8 @@ For each seed it simulates ``simulate_hematopoiesis`` data (12 Hallmark sets pla
 - with ``--donors N`` instead: the data come from N donors (``donor_effect``: each donor's random
   log multiplier of every programme's activity; odd donors ``stim``, even ``ctrl``), and in
   ``stim`` donors INTERFERON_ALPHA_RESPONSE (active in Mo cells) is stronger by
-  ``condition_effect``. ``group_diff(condition, "stim", "ctrl")`` in the Ery cells (no true
+  ``condition_effect`` (``--design within_donors``: half of each donor's cells are ``stim``, and
+  the sample-level test is paired). ``group_diff(condition, "stim", "ctrl")`` in the Ery cells (no true
   difference, only donor effects on HEME_METABOLISM, OXIDATIVE_PHOSPHORYLATION and ProgA: every
   call is false) and in the Mo cells (one true difference), with cells as replicates and with
   ``sample_key="donor"``, on all donors and on the first 4, 8 and 12 of them: sets called at
@@ -179,7 +180,9 @@ def donor_figures(adata, seed: int) -> list[dict]:
     return rows
 
 
-def run_donors(seed: int, n_cells: int, n_genes: int, n_donors: int, donor_effect: float, condition_effect: float):
+def run_donors(
+    seed: int, n_cells: int, n_genes: int, n_donors: int, donor_effect: float, condition_effect: float, design: str
+):
     adata = sd.datasets.simulate_hematopoiesis(
         n_cells,
         n_genes=n_genes,
@@ -188,6 +191,7 @@ def run_donors(seed: int, n_cells: int, n_genes: int, n_donors: int, donor_effec
         donor_effect=donor_effect,
         condition_effect=condition_effect,
         condition_programs=(TARGET,),
+        condition_design=design,
     )
     sd.pp.select_genes(adata)
     sd.tl.train_autoencoder(adata, seed=seed, progress=False)
@@ -223,18 +227,22 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--donors", type=int, default=0, help="run the donor design with this many donors instead")
     parser.add_argument("--donor-effect", type=float, default=0.5)
     parser.add_argument("--condition-effect", type=float, default=1.0)
+    parser.add_argument("--design", choices=["donors", "within_donors"], default="donors", help="condition_design")
     args = parser.parse_args(argv)
     if args.donors:
         rows = [
             row
             for seed in args.seeds
-            for row in run_donors(seed, args.cells, args.genes, args.donors, args.donor_effect, args.condition_effect)
+            for row in run_donors(
+                seed, args.cells, args.genes, args.donors, args.donor_effect, args.condition_effect, args.design
+            )
         ]
         table = pd.DataFrame(rows)
         with pd.option_context("display.float_format", "{:.3f}".format, "display.width", 200):
             print(
                 f"simulate_hematopoiesis({args.cells}, n_genes={args.genes}, n_donors={args.donors}, "
-                f"donor_effect={args.donor_effect}, condition_effect={args.condition_effect} on {TARGET}); "
+                f"donor_effect={args.donor_effect}, condition_effect={args.condition_effect} on {TARGET}, "
+                f"condition_design={args.design!r}); "
                 "group_diff(condition, 'stim', 'ctrl'), FDR < 0.05, of 50 sets; with truth, sets called excludes "
                 f"the target and {NESTED} (which holds most of its genes)"
             )

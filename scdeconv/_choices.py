@@ -28,6 +28,9 @@ DiffLevel = Literal["node", "set"]
 # Plots.
 PanelView = Literal["significant", "paper"]  # supported calls only, or the paper's min-max view
 
+# Simulated data.
+ConditionDesign = Literal["donors", "within_donors"]
+
 
 def choices(kind) -> tuple[str, ...]:
     """The allowed values of a ``Literal`` type, in order."""

@@ -1,6 +1,7 @@
 """Donors in simulate_hematopoiesis: donor multipliers of programme activity and a condition, nothing else changed."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import scdeconv as sd
@@ -29,14 +30,18 @@ def test_donor_and_condition_multiply_programme_activity():
         on = base.obs[column].to_numpy() > 0
         ratio = adata.obs[column].to_numpy()[on] / base.obs[column].to_numpy()[on]
         expected = factors.loc[adata.obs["donor"].to_numpy()[on], program].to_numpy()
+        if program == target:  # the condition's multiplier, in stim cells only
+            expected = expected * np.where(stim[on], np.e, 1.0)
         np.testing.assert_allclose(ratio, expected, rtol=1e-6)
-    # The condition's multiplier sits on the target alone, in stim donors.
-    log_ratio = np.log(factors[target].to_numpy())
-    donor_only = np.log(
-        sd.datasets.simulate_hematopoiesis(**SMALL, n_donors=4, donor_effect=0.5).uns["simulation"]["donor_effects"][
-            target
-        ]
-    ).to_numpy()
-    np.testing.assert_allclose(log_ratio - donor_only, [0.0, 1.0, 0.0, 1.0], atol=1e-12)
     with pytest.raises(ValueError, match="not programmes here"):
         sd.datasets.simulate_hematopoiesis(**SMALL, n_donors=2, condition_effect=1.0, condition_programs=("NOPE",))
+    with pytest.raises(ValueError, match="condition_effect needs n_donors >= 2"):
+        sd.datasets.simulate_hematopoiesis(**SMALL, condition_effect=1.0)
+
+
+def test_conditions_within_donors():
+    adata = sd.datasets.simulate_hematopoiesis(**SMALL, n_donors=4, condition_design="within_donors")
+    table = pd.crosstab(adata.obs["donor"], adata.obs["condition"])
+    assert (table > 0.3 * table.sum(axis=1).to_numpy()[:, None]).all().all()  # every donor in both, about half
+    with pytest.raises(ValueError, match="condition_design must be one of 'donors', 'within_donors'"):
+        sd.datasets.simulate_hematopoiesis(**SMALL, n_donors=4, condition_design="paired")

@@ -9,6 +9,7 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
+from .._choices import ConditionDesign, check_choice
 from .._docs import inject_docs
 from .._logging import logger
 from ..genesets import hallmark
@@ -80,6 +81,7 @@ def simulate_hematopoiesis(
     donor_effect: float = 0.0,
     condition_effect: float = 0.0,
     condition_programs: tuple[str, ...] = ("HALLMARK_INTERFERON_ALPHA_RESPONSE",),
+    condition_design: ConditionDesign = "donors",
     library_median: float = 3000.0,
     library_sigma: float = 0.6,
     dispersion: float = 0.3,
@@ -164,19 +166,22 @@ def simulate_hematopoiesis(
         Continuous per-cell factors (standard normal) loading on 20 % of background genes each.
     n_donors
         Donors the cells come from (each cell drawn uniformly); with 2 or more, ``obs["donor"]``
-        (``donor_0``, ...) and ``obs["condition"]`` (odd donors ``"stim"``, even ``"ctrl"``: a
-        case-control design with donors nested in conditions). Cells of all groups come from
-        every donor.
+        (``donor_0``, ...) and ``obs["condition"]`` (see ``condition_design``). Cells of all
+        groups come from every donor.
     donor_effect
         Standard deviation of each donor's log multiplier of each programme's activity
         (``exp(donor_effect * N(0, 1))`` per donor and programme): donors differ in how strongly
         they run every programme, as people do. ``0``: no donor effect.
     condition_effect
-        Log multiplier of the activity of ``condition_programs`` in ``"stim"`` donors (a true
+        Log multiplier of the activity of ``condition_programs`` in ``"stim"`` cells (a true
         difference between conditions); ``0``: none.
     condition_programs
         Programmes (names as in ``uns["simulation"]["program_genes"]``) that ``condition_effect``
         changes.
+    condition_design
+        ``"donors"``: odd donors are ``"stim"``, even ones ``"ctrl"`` (a case-control design,
+        donors nested in conditions). ``"within_donors"``: half of each donor's cells, at random,
+        are ``"stim"`` (each donor seen in both conditions, e.g. stimulated and control aliquots).
     {counts_model}
 
     Returns
@@ -195,7 +200,7 @@ def simulate_hematopoiesis(
     ``obs["smooth_<k>"]``
         Continuous factors, ``k = 1 .. n_smooth_factors``.
     ``obs["donor"]``, ``obs["condition"]``
-        With ``n_donors >= 2``: each cell's donor and its donor's condition.
+        With ``n_donors >= 2``: each cell's donor and its condition.
     ``var["gene_kind"]``
         ``"hallmark"``, ``"novel"``, ``"xor"`` or ``"filler"``.
     ``var["program"]``
@@ -211,7 +216,7 @@ def simulate_hematopoiesis(
         groups: share of the set's present genes perturbed by that group's programs),
         ``negative_sets`` (never planted, at least 10 genes present, at most 5 % perturbed),
         ``donor_effects`` (donors x programmes: each donor's multiplier of the programme's
-        activity, the condition included; with ``n_donors >= 2``) and ``params``.
+        activity, without the condition's; with ``n_donors >= 2``) and ``params``.
 
     Examples
     --------
@@ -240,6 +245,7 @@ def simulate_hematopoiesis(
         "donor_effect": sim.check_float("donor_effect", donor_effect, low=0.0),
         "condition_effect": sim.check_float("condition_effect", condition_effect, low=-math.inf),
         "condition_programs": sim.as_str_array(condition_programs),
+        "condition_design": condition_design,
         "library_median": sim.check_float("library_median", library_median, low=1.0),
         "library_sigma": sim.check_float("library_sigma", library_sigma, low=0.0),
         "dispersion": sim.check_float("dispersion", dispersion, low=0.0, low_open=True),
@@ -261,11 +267,12 @@ def simulate_hematopoiesis(
     programs.update(_block_programs(rng, blocks, groups, params["xor_prob"]))
     for prog in programs.values():
         prog["activity"] = np.where(prog["cells"], sim.activity(rng, len(groups)), 0.0)
-    donors, donor_effects = _donors(programs, len(groups), params)
+    check_choice("condition_design", condition_design, ConditionDesign)
+    donors, stim, donor_effects = _donors(programs, len(groups), params)
     X, var, obs, smooth_genes = _expression(rng, var, groups, programs, params)
     if params["n_donors"] > 1:
         obs["donor"] = pd.Categorical.from_codes(donors, categories=list(donor_effects.index))
-        obs["condition"] = pd.Categorical(np.where(donors % 2 == 1, "stim", "ctrl"), categories=["ctrl", "stim"])
+        obs["condition"] = pd.Categorical(np.where(stim, "stim", "ctrl"), categories=["ctrl", "stim"])
 
     adata = AnnData(X=X, obs=obs, var=var)
     adata.uns["simulation"] = _truth(sets, var.index, programs, smooth_genes, params)
@@ -281,12 +288,16 @@ def simulate_hematopoiesis(
     return adata
 
 
-def _donors(programs: dict[str, dict], n_cells: int, params: dict) -> tuple[np.ndarray, pd.DataFrame]:
-    """Each cell's donor, and each donor's multiplier of every programme's activity (applied in place).
+def _donors(programs: dict[str, dict], n_cells: int, params: dict) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    """Each cell's donor and condition (stim), and each donor's multiplier of every programme's activity.
+
+    The multipliers, and the condition's on ``condition_programs``, are applied to the activities in place.
 
     Donors draw from their own generator, so with one donor and no effects the data are exactly
     those of the same seed without donors.
     """
+    if params["condition_effect"] != 0 and params["n_donors"] < 2:
+        raise ValueError("condition_effect needs n_donors >= 2 (the condition is a property of donors or their cells).")
     unknown = sorted(set(params["condition_programs"]) - set(programs))
     if unknown and params["condition_effect"] != 0:
         raise ValueError(f"condition_programs {unknown} are not programmes here; pick from {list(programs)}.")
@@ -294,13 +305,16 @@ def _donors(programs: dict[str, dict], n_cells: int, params: dict) -> tuple[np.n
     n_donors = params["n_donors"]
     donors = rng.integers(n_donors, size=n_cells) if n_donors > 1 else np.zeros(n_cells, dtype=np.int64)
     factors = np.exp(params["donor_effect"] * rng.standard_normal((n_donors, len(programs))))
-    stim = np.arange(n_donors) % 2 == 1
+    if params["condition_design"] == "within_donors":
+        stim = rng.random(n_cells) < 0.5
+    else:
+        stim = donors % 2 == 1
     changed = np.isin(list(programs), params["condition_programs"])
-    factors[np.ix_(stim, changed)] *= np.exp(params["condition_effect"])
     for j, prog in enumerate(programs.values()):
-        prog["activity"] = prog["activity"] * factors[donors, j]
+        condition = np.where(stim, np.exp(params["condition_effect"]), 1.0) if changed[j] else 1.0
+        prog["activity"] = prog["activity"] * (factors[donors, j] * condition)  # one product per cell, as folded
     names = [f"donor_{i}" for i in range(n_donors)]
-    return donors, pd.DataFrame(factors, index=pd.Index(names, name="donor"), columns=list(programs))
+    return donors, stim, pd.DataFrame(factors, index=pd.Index(names, name="donor"), columns=list(programs))
 
 
 def _expression(
