@@ -711,11 +711,24 @@ def test_group_diff_dotplot_null_floor_sets_full_size(adata_all):
     assert ax.collections[0].get_sizes().max() == pytest.approx(122.0)
 
 
-def test_all_groups_plots_on_a_trained_model(trained_adata):
+def test_group_diff_dotplot_diagonal_order():
+    from scdeconv.pl._group_diff_dotplot import diagonal_order
+
+    effect = pd.DataFrame(
+        [[0.2, -0.9, 0.5, 0.1], [0.7, 0.0, 0.3, -0.4]], index=["a", "b"], columns=["s0", "s1", "s2", "s3"]
+    )
+    called = effect.abs() >= 0.2
+    # Up most in a: s2 (0.5 > 0.3); in b: s0 (0.7 > 0.2); down only: s1 (a, 0.9), s3 (b, 0.4).
+    assert diagonal_order(effect, called) == ["s2", "s0", "s1", "s3"]
+
+
+def test_all_groups_plots_on_a_trained_model(trained_adata, tmp_path):
     import scdeconv as sd
 
     adata = trained_adata.copy()
     sd.tl.group_diff(adata, "group", "all", progress=False, key_added="every")
+    adata.write_h5ad(tmp_path / "every.h5ad")
+    adata = ad.read_h5ad(tmp_path / "every.h5ad")  # what users plot is often read back
     assert isinstance(pl.group_diff(adata, key="every", group="mono", show=False), Axes)
     assert isinstance(pl.group_diff(adata, key="every", group="ery", view="paper", show=False), Axes)
     ax = pl.group_diff_dotplot(adata, key="every", fdr=1.1, show=False)

@@ -226,7 +226,8 @@ def group_diff_dotplot(
     ax.grid(False)
     replicates = params.get("replicates", "cells")
     bar = ax.figure.colorbar(dots, ax=ax, shrink=0.6 if n_rows > 6 else 0.9, pad=0.02)
-    bar.set_label(f"effect ({_EFFECT.get(replicates, 'effect')}), group vs rest" if every else "effect")
+    against = "group vs rest" if every else f"{params.get('group1', 'group1')} vs {params.get('group2', 'rest')}"
+    bar.set_label(f"effect ({_EFFECT.get(replicates, 'effect')}), {against}")
     levels = size_legend_levels(cap)
     handles = [
         ax.scatter([], [], s=dot_sizes(np.array([q]), cap, dot_max)[0], c="grey", edgecolors="black") for q, _ in levels
