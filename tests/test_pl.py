@@ -420,6 +420,7 @@ def test_plot_suffix_and_scanpy_extension_rule(figdir):
     [
         (pl.impact_heatmap, r"sd\.tl\.module_impact\(adata\)"),
         (pl.group_diff, r"sd\.tl\.group_diff"),
+        (pl.group_diff_dotplot, r"sd\.tl\.group_diff"),
         (pl.training_history, r"sd\.tl\.train_autoencoder\(adata\)"),
         (pl.embedding_comparison, r"sd\.tl\.train_autoencoder\(adata\)"),
     ],
@@ -589,3 +590,148 @@ def test_embedding_comparison_forwards_neighbors_and_umap_settings(adata_counts,
     assert [name for name, _ in seen] == ["neighbors", "umap", "neighbors", "umap"]  # input, then representation
     assert all(kw["transformer"] == "sklearn" for name, kw in seen if name == "neighbors")
     assert all(kw["maxiter"] == 200 and kw["random_state"] == 0 for name, kw in seen if name == "umap")
+
+
+# group1="all" results: one category's panel e, and the groups x sets dot plot ------------------
+
+CATEGORIES = ["MEP", "GMP", "Mo"]
+
+
+@pytest.fixture
+def adata_all(adata_diff) -> ad.AnnData:
+    """A hand-made group1="all" result: MEP's comparison is adata_diff's, GMP's has no call, Mo's flips MEP's.
+
+    Set tests (long, a ``group`` column): MEP calls HEME (FDR 0.001, effect 0.8) and IFNG (0.02,
+    -0.3); Mo calls IFNG (0.0005, 0.9); E2F is never called (0.5); GMP calls nothing.
+    """
+    two = adata_diff.uns.pop("scdeconv_group_diff")
+    flipped = {name: -table if name in ("diff", "scaled_diff") else table for name, table in two.items()}
+    quiet = {"fdr": two["node_set_tests"]["fdr"] * 0 + 0.9, "effect": two["node_set_tests"]["effect"] * 0}
+    per_group = {
+        "MEP": two,
+        "GMP": {**two, "node_set_tests": quiet},
+        "Mo": {**flipped, "node_set_tests": {k: -v if k == "effect" else v for k, v in two["node_set_tests"].items()}},
+    }
+    tables = ("impact_group1", "impact_group2", "diff", "scaled_diff", "node_set_tests")
+    entry = {t: {g: per_group[g][t] for g in CATEGORIES} for t in tables}
+    rows = []
+    calls = {("MEP", SETS[0]): (0.001, 0.8), ("MEP", SETS[3]): (0.02, -0.3), ("Mo", SETS[3]): (0.0005, 0.9)}
+    for group in CATEGORIES:
+        for gene_set in SETS:
+            fdr, effect = calls.get((group, gene_set), (0.5, 0.05 if gene_set == SETS[1] else -0.02))
+            rows.append({"group": group, "gene_set": gene_set, "effect": effect, "fdr": fdr})
+    entry["set_tests"] = pd.DataFrame(rows)
+    entry["contrasts"] = pd.DataFrame(
+        {"n_cells1": [40, 30, 30], "n_cells2": [60, 70, 70]}, index=pd.Index(CATEGORIES, name="group")
+    )
+    entry["params"] = {**two["params"], "group1": "all", "group2": "rest", "n_null": 1000, "replicates": "cells"}
+    entry["params"] = {k: v for k, v in entry["params"].items() if k not in ("n_cells1", "n_cells2")}
+    adata_diff.uns["scdeconv_group_diff"] = entry
+    adata_diff.uns["two_groups"] = two
+    return adata_diff
+
+
+def test_group_diff_of_all_groups_needs_group_and_names_the_categories(adata_all):
+    with pytest.raises(ValueError, match=r"group=<one of them>.*'MEP'") as info:
+        pl.group_diff(adata_all, show=False)
+    assert all(name in str(info.value) for name in CATEGORIES) and "group_diff_dotplot" in str(info.value)
+    with pytest.raises(ValueError, match=r"not a category.*\['MEP', 'GMP', 'Mo'\]"):
+        pl.group_diff(adata_all, group="Ery", show=False)
+    with pytest.raises(ValueError, match="leave group=None"):
+        pl.group_diff(adata_all, key="two_groups", group="GMP", show=False)
+
+
+def test_group_diff_group_draws_that_category_as_a_two_group_result(adata_all):
+    # MEP's comparison of the "all" result holds the tables of the two-group fixture: the same panel.
+    for view in ("significant", "paper"):
+        one = pl.group_diff(adata_all, group="MEP", view=view, strip_prefix=False, show=False)
+        two = pl.group_diff(adata_all, key="two_groups", view=view, strip_prefix=False, show=False)
+        assert _tick_labels(one, "y") == _tick_labels(two, "y") and _tick_labels(one, "x") == _tick_labels(two, "x")
+        for mine, theirs in zip(one.images, two.images, strict=True):
+            np.testing.assert_array_equal(np.ma.getmaskarray(mine.get_array()), np.ma.getmaskarray(theirs.get_array()))
+            np.testing.assert_allclose(np.ma.filled(mine.get_array(), 0), np.ma.filled(theirs.get_array(), 0))
+        assert one.get_title().split("\n")[0] == "MEP vs rest"
+    assert pl.group_diff(adata_all, key="two_groups", group="MEP", show=False).get_title().startswith("MEP vs rest")
+    quiet = pl.group_diff(adata_all, group="GMP", show=False)
+    assert not quiet.images and "No (node, gene set) difference" in quiet.texts[0].get_text()
+    mo = pl.group_diff(adata_all, group="Mo", show=False)
+    assert mo.get_title().startswith("Mo vs rest")
+
+
+def test_group_diff_dotplot_sizes_and_colours_follow_the_set_tests(adata_all):
+    from scdeconv.pl._group_diff_dotplot import dot_sizes, size_cap
+
+    ax = pl.group_diff_dotplot(adata_all, strip_prefix=False, show=False)
+    rows, cols = _tick_labels(ax, "y"), _tick_labels(ax, "x")
+    assert rows == CATEGORIES  # every category, in the stored order
+    assert cols == [SETS[0], SETS[3]]  # called somewhere; HEME under MEP, IFNG under Mo (its strongest call)
+    long = adata_all.uns["scdeconv_group_diff"]["set_tests"].set_index(["group", "gene_set"])
+    expected = [(g, s) for g in rows for s in cols]
+    dots = ax.collections[0]
+    np.testing.assert_allclose(dots.get_offsets(), [(j, i) for i in range(len(rows)) for j in range(len(cols))])
+    np.testing.assert_allclose(dots.get_array(), [long.loc[k, "effect"] for k in expected])
+    fdrs = np.array([long.loc[k, "fdr"] for k in expected])
+    np.testing.assert_allclose(dots.get_sizes(), dot_sizes(fdrs, size_cap(1000), 120))
+    sizes = dict(zip(expected, dots.get_sizes(), strict=True))
+    assert sizes[("Mo", SETS[3])] == pytest.approx(122.0)  # FDR 0.0005 is past the floor 1/1001: capped
+    assert sizes[("MEP", SETS[0])] == pytest.approx(2 + 120 * -np.log10(0.001) / np.log10(1001))
+    assert sizes[("GMP", SETS[0])] < sizes[("MEP", SETS[3])] < sizes[("MEP", SETS[0])]
+    # Colour: diverging, symmetric around 0, spanning the largest |effect| shown.
+    assert dots.get_clim() == pytest.approx((-0.9, 0.9))
+    assert dots.get_cmap().name == "RdBu_r"
+    edges = dots.get_edgecolors()
+    called = [long.loc[k, "fdr"] < 0.05 for k in expected]
+    np.testing.assert_array_equal(edges[:, 3] > 0, called)  # calls get a black edge
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["FDR 0.05", "FDR 0.01", "FDR 0.001"]
+    assert "effect" in ax.figure.axes[-1].get_ylabel()
+    assert ax.get_title() == "gene-set activity: each cell_type vs rest"
+    short = pl.group_diff_dotplot(adata_all, groups=["Mo", "MEP"], gene_sets=["E2F_TARGETS"], show=False)
+    assert _tick_labels(short, "y") == ["Mo", "MEP"] and _tick_labels(short, "x") == ["E2F_TARGETS"]
+    with pytest.raises(ValueError, match="not compared"):
+        pl.group_diff_dotplot(adata_all, groups=["Ery"], show=False)
+
+
+def test_group_diff_dotplot_without_calls_says_so(adata_all, tmp_path):
+    tests = adata_all.uns["scdeconv_group_diff"]["set_tests"]
+    tests["fdr"] = 0.5
+    path = tmp_path / "dots.png"
+    ax = pl.group_diff_dotplot(adata_all, show=False, save=path)
+    assert not ax.collections and "No gene set called at FDR < 0.05" in ax.texts[0].get_text()
+    assert path.stat().st_size > 0
+    # A two-group result is one row.
+    one = pl.group_diff_dotplot(adata_all, key="two_groups", fdr=1.1, show=False)
+    assert _tick_labels(one, "y") == ["MEP"] and len(_tick_labels(one, "x")) == len(SETS)
+
+
+def test_group_diff_dotplot_null_floor_sets_full_size(adata_all):
+    adata_all.uns["scdeconv_group_diff"]["params"]["n_null"] = 200
+    ax = pl.group_diff_dotplot(adata_all, show=False)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["FDR 0.05", "FDR 0.01", "FDR 0.005 (floor)"]
+    assert ax.collections[0].get_sizes().max() == pytest.approx(122.0)
+
+
+def test_group_diff_dotplot_diagonal_order():
+    from scdeconv.pl._group_diff_dotplot import diagonal_order
+
+    effect = pd.DataFrame(
+        [[0.2, -0.9, 0.5, 0.1], [0.7, 0.0, 0.3, -0.4]], index=["a", "b"], columns=["s0", "s1", "s2", "s3"]
+    )
+    called = effect.abs() >= 0.2
+    # Up most in a: s2 (0.5 > 0.3); in b: s0 (0.7 > 0.2); down only: s1 (a, 0.9), s3 (b, 0.4).
+    assert diagonal_order(effect, called) == ["s2", "s0", "s1", "s3"]
+
+
+def test_all_groups_plots_on_a_trained_model(trained_adata, tmp_path):
+    import scdeconv as sd
+
+    adata = trained_adata.copy()
+    sd.tl.group_diff(adata, "group", "all", progress=False, key_added="every")
+    adata.write_h5ad(tmp_path / "every.h5ad")
+    adata = ad.read_h5ad(tmp_path / "every.h5ad")  # what users plot is often read back
+    assert isinstance(pl.group_diff(adata, key="every", group="mono", show=False), Axes)
+    assert isinstance(pl.group_diff(adata, key="every", group="ery", view="paper", show=False), Axes)
+    ax = pl.group_diff_dotplot(adata, key="every", fdr=1.1, show=False)
+    assert _tick_labels(ax, "y") == ["ery", "mono"]
+    long = adata.uns["every"]["set_tests"]
+    assert len(ax.collections[0].get_offsets()) == 2 * long["gene_set"].nunique()

@@ -2,6 +2,7 @@
 
 from ._embedding_comparison import embedding_comparison
 from ._group_diff import group_diff
+from ._group_diff_dotplot import group_diff_dotplot
 from ._impact_dotplot import impact_dotplot
 from ._impact_heatmap import impact_heatmap
 from ._node_genes import node_genes
@@ -11,6 +12,7 @@ from ._training_history import training_history
 __all__ = [
     "embedding_comparison",
     "group_diff",
+    "group_diff_dotplot",
     "impact_dotplot",
     "impact_heatmap",
     "node_genes",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -36,10 +36,60 @@ def overlay_values(background: pd.DataFrame, scaled_diff: pd.DataFrame, threshol
     return np.ma.masked_array(np.nan_to_num(diff, nan=0.0), mask=mask)
 
 
+def is_all_groups(result: Mapping) -> bool:
+    """Whether a group_diff result compares every category with the rest (``group1="all"``)."""
+    return isinstance(result["diff"], Mapping)
+
+
+def group_comparison(result: Mapping, group: str | None = None, *, key: str = GROUP_DIFF_KEY) -> dict:
+    """One comparison of a group_diff result, in the layout of a two-group result.
+
+    A two-group result is returned as it is (``group`` may only name its ``group1``). Of a
+    ``group1="all"`` result, ``group`` picks the comparison of that category with the rest: its
+    tables, its rows of the long ``set_tests`` (indexed by gene set) and ``params`` with
+    ``group1=group``, ``group2="rest"`` and the comparison's cell counts (from ``contrasts``).
+    """
+    params = dict(result.get("params", {}))
+    if not is_all_groups(result):
+        if group is None or str(group) == str(params.get("group1")):
+            return dict(result)
+        raise ValueError(
+            f"adata.uns[{key!r}] compares {params.get('group1')!r} with {params.get('group2')!r}, one comparison: "
+            f"leave group=None. To draw each category against the rest, run "
+            f"`sd.tl.group_diff(adata, {params.get('groupby', 'groupby')!r}, 'all')` first."
+        )
+    categories = [str(c) for c in result["diff"]]
+    if group is None:
+        raise ValueError(
+            f"adata.uns[{key!r}] compares every category of adata.obs[{params.get('groupby')!r}] with the rest "
+            f"(group1='all'): {categories}. Pass group=<one of them> to draw that comparison, e.g. "
+            f"group={categories[0]!r}, or draw all of them at once with `sd.pl.group_diff_dotplot(adata)`."
+        )
+    name = str(group)
+    if name not in categories:
+        raise ValueError(f"group={group!r} is not a category of this result; pass one of {categories}.")
+    one = {
+        table: values[name]
+        for table, values in result.items()
+        if table not in ("params", "contrasts", "set_tests") and isinstance(values, Mapping)
+    }
+    tests = result["set_tests"]
+    tests = tests[tests["group"].astype(str).to_numpy() == name].drop(columns="group")
+    one["set_tests"] = tests.set_index("gene_set") if "gene_set" in tests else tests
+    counts = {}
+    if "contrasts" in result:
+        row = pd.DataFrame(result["contrasts"])
+        row.index = row.index.astype(str)
+        counts = {c: v.item() if hasattr(v, "item") else v for c, v in row.loc[name].dropna().items()}
+    one["params"] = {**params, "group1": name, "group2": "rest", **counts}
+    return one
+
+
 def calls_of_difference(
     adata: AnnData,
     *,
     key: str = GROUP_DIFF_KEY,
+    group: str | None = None,
     fdr: float = FDR,
     gene_sets: Sequence[str] | str | None = None,
     values: str = "diff",
@@ -49,9 +99,12 @@ def calls_of_difference(
 
     ``values`` (``"diff"`` or a table of ``node_set_tests`` such as ``"effect"``) of the live nodes
     where the per-(node, set) tests' FDR is below ``fdr`` (NaN elsewhere), only nodes and sets
-    with at least one call, ordered by :func:`scdeconv.pl._calls.call_order`.
+    with at least one call, ordered by :func:`scdeconv.pl._calls.call_order`. Of a ``group1="all"``
+    result, the comparison of category ``group`` with the rest (:func:`group_comparison`).
     """
     result = stored_result(adata, key, "group_diff")
+    impact_key = dict(result.get("params", {})).get("impact_key", IMPACT_KEY)
+    result = group_comparison(result, group, key=key)
     if "node_set_tests" not in result:
         raise KeyError(
             f"adata.uns[{key!r}] has no 'node_set_tests', which the significant view draws: rerun "
@@ -64,7 +117,6 @@ def calls_of_difference(
     table = pd.DataFrame(source[values]).astype(float)
     if gene_sets is not None:
         table = table[_select_sets(table.columns, gene_sets)]
-    impact_key = dict(result.get("params", {})).get("impact_key", IMPACT_KEY)
     impact = stored_result(adata, impact_key, "impact")
     dead = pd.Series(impact["node_stats"]["dead"]).astype(bool).reindex(table.index, fill_value=True)
     fdr_table = pd.DataFrame(tests["fdr"]).astype(float)
@@ -79,6 +131,7 @@ def group_diff(
     adata: AnnData,
     *,
     key: str = GROUP_DIFF_KEY,
+    group: str | None = None,
     view: PanelView = "significant",
     title: str | None = None,
     figsize: tuple[float, float] | None = None,
@@ -117,6 +170,11 @@ def group_diff(
     Parameters
     ----------
     {result:group_diff}
+    group
+        Of a ``group1="all"`` result (every category against the rest), the category whose
+        comparison with the rest to draw; required there (a ValueError lists the categories).
+        :func:`~scdeconv.pl.group_diff_dotplot` draws all of them at once. A two-group result
+        needs none.
     view
         ``"significant"`` (tested calls only) or ``"paper"`` (the published overlay).
     {figure}
@@ -165,6 +223,8 @@ def group_diff(
     KeyError
         If ``adata.uns[key]`` is missing (run ``sd.tl.group_diff(adata, groupby, group1)``
         first) or the whole-data impact is missing (run ``sd.tl.module_impact(adata)``).
+    ValueError
+        If the result compares every category with the rest and ``group`` is not one of them.
 
     Examples
     --------
@@ -172,9 +232,11 @@ def group_diff(
     >>> sd.tl.group_diff(adata, "cell_type", "MEP", "GMP")  # doctest: +SKIP
     >>> sd.pl.group_diff(adata)  # doctest: +SKIP
     >>> sd.pl.group_diff(adata, view="paper")  # doctest: +SKIP
+    >>> sd.tl.group_diff(adata, "paul15_clusters", "all")  # doctest: +SKIP
+    >>> sd.pl.group_diff(adata, group="7MEP")  # doctest: +SKIP
     """
     check_choice("view", view, PanelView)
-    result = stored_result(adata, key, "group_diff")
+    result = group_comparison(stored_result(adata, key, "group_diff"), group, key=key)
     params = dict(result.get("params", {}))
     if impact_key is None:
         impact_key = params.get("impact_key", IMPACT_KEY)
@@ -183,6 +245,7 @@ def group_diff(
         return _significant_diff(
             adata,
             key=key,
+            group=group,
             heading=f"{group1} vs {group2}" if title is None else title,
             label=f"{values} ({group1} - {group2})" if values == "diff" else f"{values} ({group1} vs {group2})",
             figsize=figsize,
@@ -238,6 +301,7 @@ def _significant_diff(
     adata: AnnData,
     *,
     key: str,
+    group: str | None,
     heading: str,
     label: str,
     figsize,
@@ -252,7 +316,9 @@ def _significant_diff(
     save,
 ) -> Axes:
     """The significant view of :func:`group_diff`."""
-    table, fdr_table = calls_of_difference(adata, key=key, fdr=fdr, gene_sets=gene_sets, values=values, cluster=cluster)
+    table, fdr_table = calls_of_difference(
+        adata, key=key, group=group, fdr=fdr, gene_sets=gene_sets, values=values, cluster=cluster
+    )
     owns_figure = ax is None
     if ax is None:
         size = figsize or (calls_figsize(table, strip_prefix, extra_width=1.4) if not table.empty else (6.0, 3.0))
