@@ -17,6 +17,8 @@ def recovery_metrics(out: Output, truth: dict) -> dict:
     if out.set_scores is None:
         return {}
     scores = out.set_scores.dropna()
+    if scores.empty:  # e.g. every component of a peer vanished: no set score to rank
+        return {"AUPRC": np.nan, "AUPRC vs neg": np.nan}
     labels = scores.index.isin(truth["planted"])
     clean = scores.index.isin(truth["planted"] | truth["negative"])
     k = int(labels.sum())

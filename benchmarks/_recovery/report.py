@@ -228,7 +228,7 @@ def write_report(out: Path, cfg: Config, parts: dict, elapsed: float, skipped: l
         ),
         "",
         *(
-            ["Spread over seeds (standard deviation of AUPRC and power per level and method):", ""]
+            ["Spread over seeds (standard deviation of AUPRC, power and discovery per level and method):", ""]
             if len(cfg.seeds) > 1
             else ["(One seed in this run: no spread over seeds.)"]
         ),
@@ -236,11 +236,12 @@ def write_report(out: Path, cfg: Config, parts: dict, elapsed: float, skipped: l
         ""
         if len(cfg.seeds) < 2
         else markdown(
-            sim.groupby(["level", "method"], sort=False)[[c for c in ("AUPRC", "power") if c in sim]]
+            sim.groupby(["level", "method"], sort=False)[[c for c in ("AUPRC", "power", "discovery") if c in sim]]
             .std()
             .reset_index()
         ),
         "",
+        *targets_section(sim, xor, parity, real),
         *profile_section(sim),
         "## The paper's XOR metric (``simulate_xor``)",
         "",
@@ -385,13 +386,84 @@ def profile_section(sim: pd.DataFrame) -> list[str]:
         if mean.loc[(lv, "scdeconv (expression)"), "AUPRC"] > mean.loc[(lv, "scdeconv"), "AUPRC"] + 0.01
     ]
     verdict = (
-        "on every level, so it could become the default"
+        "on every level, so it qualifies as the default; it is not the default yet (0.1's tests and the "
+        "real-data expectations are still to be re-checked under it)"
         if len(wins) == len(levels)
         else f"on {len(wins)} of {len(levels)} levels ({', '.join(wins) or 'none'}), so the default stays "
         '``profile="attribution"``'
     )
     lines += [f"The expression profile is ahead of the attribution profile (AUPRC, by more than 0.01) {verdict}.", ""]
     return lines
+
+
+def targets_section(sim: pd.DataFrame, xor: pd.DataFrame, parity: pd.DataFrame, real: pd.DataFrame) -> list[str]:
+    """Issue 15's done-criteria, each with what this run measured and whether it is met."""
+    lv = sim.groupby(["level", "method"], sort=False).mean(numeric_only=True)
+    levels = list(dict.fromkeys(sim["level"]))
+    methods = set(sim["method"])
+
+    def at(level: str, method: str, col: str) -> float:
+        return lv[col].get((level, method), np.nan) if col in lv else np.nan
+
+    def yes(ok: bool) -> str:
+        return "**met**" if ok else "not met"
+
+    rows = []
+    for ours in [m for m in ("scdeconv", "scdeconv (expression)") if m in methods]:
+        auprc = {lvl: at(lvl, ours, "AUPRC") for lvl in levels}
+        peers = [m for m in ("DRVI", "NMF", "PCA") if m in methods]
+        ahead = all(auprc[lvl] > at(lvl, p, "AUPRC") for lvl in levels for p in peers)
+        goal = auprc.get("medium", np.nan) >= 0.9 and auprc.get("hard", np.nan) >= 0.6
+        text = ", ".join(f"{lvl} {v:.2f}" for lvl, v in auprc.items())
+        rows.append((f"1. AUPRC medium >= 0.90, hard >= 0.60, ahead of {'/'.join(peers)} ({ours})", text,
+                     yes(goal and ahead)))  # fmt: skip
+    if "discovery" in lv:
+        disc = {lvl: at(lvl, "scdeconv", "discovery") for lvl in levels}
+        spread = sim[sim["method"] == "scdeconv"].groupby("level")["discovery"].std().max()
+        rivals = [m for m in ("NMF", "cNMF", "DRVI") if m in methods]
+        ahead = all(disc[lvl] > at(lvl, p, "discovery") for lvl in ("easy", "medium") if lvl in disc for p in rivals)
+        mean = float(np.mean(list(disc.values())))
+        per_level = ", ".join(f"{k} {v:.2f}" for k, v in disc.items())
+        rows.append((f"2. discovery >= 0.75 on average, ahead of {'/'.join(rivals)} at easy and medium, "
+                     "SD over seeds <= 0.10", f"mean {mean:.2f} ({per_level}), largest SD {spread:.2f}",
+                     yes(mean >= 0.75 and ahead and spread <= 0.10)))  # fmt: skip
+    if "power" in lv:
+        power = [at(lvl, "scdeconv", "power") for lvl in levels]
+        fdp = [at(lvl, "scdeconv", "FDP") for lvl in levels]
+        fpr = [at(lvl, "scdeconv", "FPR neg") for lvl in levels]
+        ok = min(power) >= 0.9 and max(fdp) <= 0.1 and max(fpr) <= 0.05
+        rows.append(("3. power >= 0.9, FDP <= 0.10 at every level, never-planted sets called <= 5%",
+                     f"power {', '.join(f'{v:.2f}' for v in power)}; FDP {', '.join(f'{v:.2f}' for v in fdp)}; "
+                     f"FPR {', '.join(f'{v:.2f}' for v in fpr)}", yes(ok)))  # fmt: skip
+    if "trust" in lv:
+        mean = sim.groupby("method").mean(numeric_only=True)
+        ok = mean.loc["scdeconv", "trust"] >= mean.loc["PCA", "trust"] and (
+            mean.loc["scdeconv", "kNN acc"] >= mean.loc["PCA", "kNN acc"]
+        )
+        rows.append(("4. trustworthiness and kNN accuracy >= PCA's", f"trust {mean.loc['scdeconv', 'trust']:.2f} vs "
+                     f"{mean.loc['PCA', 'trust']:.2f}, kNN acc {mean.loc['scdeconv', 'kNN acc']:.2f} vs "
+                     f"{mean.loc['PCA', 'kNN acc']:.2f} (default embedding; see the ablation 'standardised nodes')",
+                     yes(ok)))  # fmt: skip
+    rows.append(("5. >= 0.8 of planted programmes matched in every seed's run", "not measured by this benchmark",
+                 "not measured"))  # fmt: skip
+    if not real.empty:
+        met = real[real["method"] == "scdeconv"].set_index("data")["expectations met"]
+        rows.append(("6. real data: T cells >= 2/3, Paul15 3/3", "; ".join(f"{k.split(':')[0]} {v}" for k, v in
+                     met.items()), yes(all(int(v.split('/')[0]) >= (2 if k.startswith('T') else 3)
+                                           for k, v in met.items()))))  # fmt: skip
+    if not xor.empty and "fold change" in xor:
+        weak = xor[xor["fold change"] != "4x"].groupby("method")["XOR modules"].mean()
+        if "scdeconv" in weak:
+            ok = weak["scdeconv"] >= 0.8 and all(weak["scdeconv"] > weak.get(p, -1) for p in ("PCA", "NMF"))
+            rows.append(("7. XOR at 1.5-2.5x: best node holds >= 0.8 of the XOR markers, ahead of PCA and NMF",
+                         f"scdeconv {weak['scdeconv']:.2f}, PCA {weak.get('PCA', np.nan):.2f}, "
+                         f"NMF {weak.get('NMF', np.nan):.2f}", yes(ok)))  # fmt: skip
+    if not parity.empty and "best single node AUROC" in parity:
+        auroc = parity.groupby("method")["best single node AUROC"].mean().get("scdeconv", np.nan)
+        rows.append(("8. parity: a node carries it (AUROC >= 0.8)", f"best single node AUROC {auroc:.2f}",
+                     yes(auroc >= 0.8)))  # fmt: skip
+    table = pd.DataFrame(rows, columns=["criterion (issue 15)", "this run", "status"])
+    return ["## Issue 15's criteria in this run", "", markdown(table), ""]
 
 
 def _mean(table: pd.DataFrame, by: str, col: str) -> pd.Series:
@@ -448,9 +520,19 @@ def analysis(
             f"- **Embedding (d).** kNN accuracy {ours['kNN acc']:.2f} vs {name} {best:.2f}; trustworthiness "
             f"{ours['trust']:.2f} vs {leader('trust')[0]} {leader('trust')[1]:.2f}. The representation is "
             "unscaled softplus activations of 64 nodes, some dead or nearly constant; nodes with large "
-            "spread dominate Euclidean neighbourhoods. Standardising the nodes (or a PCA of them) before "
-            "neighbours, and longer training, are the obvious fixes; the loss here is not a reason to use "
-            "the representation for clustering instead of PCA."
+            "spread dominate Euclidean neighbourhoods. "
+            + (
+                "Standardising the live nodes before neighbours (ablation 'standardised nodes') gives trust "
+                f"{abl.loc[abl['variant'] == 'standardised nodes', 'trust'].mean():.2f} and kNN accuracy "
+                f"{abl.loc[abl['variant'] == 'standardised nodes', 'kNN acc'].mean():.2f} against the default's "
+                f"{abl.loc[abl['variant'] == 'default', 'trust'].mean():.2f} and "
+                f"{abl.loc[abl['variant'] == 'default', 'kNN acc'].mean():.2f}: it equalises noisy low-spread "
+                "nodes with informative ones, so it is not the fix; the likelihood is the larger lever "
+                "(see the NB and MSE rows' trust). "
+                if not abl.empty and (abl["variant"] == "standardised nodes").any()
+                else ""
+            )
+            + "The loss here is not a reason to use the representation for clustering instead of PCA."
         )
     name, best = leader("discovery")
     if name:

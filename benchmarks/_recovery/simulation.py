@@ -51,8 +51,11 @@ def run_simulation(level: str, seed: int, cfg: Config, runners: dict, keep: dict
     outputs = [run_ours(adata, ctx, cfg)]
     for name, profile in cfg.profile_rows.items():  # the same model, its sets scored on another profile
         outputs.append(run_ours(adata, ctx, cfg, name=name, model="scdeconv", impact={"profile": profile}))
-    for _name, runner in runners.items():
-        outputs.append(runner(adata, ctx, cfg))
+    for name, runner in runners.items():
+        try:
+            outputs.append(runner(adata, ctx, cfg))
+        except Exception as error:  # one peer failing on one dataset is reported, not fatal
+            log(f"{name} FAILED on {level}, seed {seed}: {error!r}")
     if level == cfg.ablation_level and seed in cfg.ablation_seeds:
         keep[seed] = (adata, ctx, truth, {o.name: o for o in outputs})
     log(f"simulation {level}, seed {seed}: " + ", ".join(f"{o.name} {o.seconds:.0f} s" for o in outputs))
