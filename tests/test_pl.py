@@ -659,7 +659,7 @@ def test_group_diff_group_draws_that_category_as_a_two_group_result(adata_all):
 
 
 def test_group_diff_dotplot_sizes_and_colours_follow_the_set_tests(adata_all):
-    from scdeconv.pl._group_diff_dotplot import dot_sizes, size_cap
+    from scdeconv.pl._dots import dot_sizes, size_cap
 
     ax = pl.group_diff_dotplot(adata_all, strip_prefix=False, show=False)
     rows, cols = _tick_labels(ax, "y"), _tick_labels(ax, "x")

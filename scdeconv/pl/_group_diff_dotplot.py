@@ -10,34 +10,22 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 from matplotlib.axes import Axes
-from matplotlib.colors import Colormap, Normalize
+from matplotlib.colors import Colormap
 
-from .._defaults import FDR, FDR_STARS
+from .._defaults import FDR
 from .._docs import inject_docs
 from .._keys import GROUP_DIFF_KEY
 from .._results import stored_result
 from ._calls import no_calls
+from ._dots import draw_dots, size_cap, size_legend
 from ._group_diff import is_all_groups
 from ._impact_heatmap import _select_sets, set_labels
 from ._utils import savefig_or_show
 
 __all__ = ["group_diff_dotplot"]
 
-# -log10 FDR at which a dot reaches full size without a competitive null (n_null=0): FDR 1e-3.
-_SIZE_CAP = 3.0
 # What the effect of set_tests is, by kind of replicate.
 _EFFECT = {"cells": "rank-biserial r", "samples": "Cohen's d"}
-
-
-def size_cap(n_null: int) -> float:
-    """-log10 of the smallest FDR the tests report: the null's floor ``1 / (1 + n_null)``, else FDR 1e-3."""
-    return float(np.log10(1 + n_null)) if n_null > 0 else _SIZE_CAP
-
-
-def dot_sizes(fdr: np.ndarray, cap: float, dot_max: float) -> np.ndarray:
-    """Marker areas: ``dot_max`` times ``-log10 FDR / cap`` (clipped to 0..1), plus 2 so no dot vanishes."""
-    neglog = -np.log10(np.clip(np.nan_to_num(np.asarray(fdr, dtype=float), nan=1.0), 1e-300, 1.0))
-    return dot_max * np.clip(neglog / cap, 0.0, 1.0) + 2.0
 
 
 def dotplot_tables(
@@ -94,15 +82,6 @@ def diagonal_order(effect: pd.DataFrame, called: pd.DataFrame) -> list[str]:
     row = np.where(has_up, up.argmax(axis=0), len(effect) + np.abs(values).argmax(axis=0))
     peak = np.where(has_up, up.max(axis=0), np.abs(values).max(axis=0))
     return [effect.columns[i] for i in np.lexsort((-peak, row))]
-
-
-def size_legend_levels(cap: float) -> list[tuple[float, str]]:
-    """The FDRs of the size legend: the star levels the null resolves, then its floor when coarser."""
-    floor = 10.0**-cap
-    levels = [(q, f"FDR {q:g}") for q in FDR_STARS if q >= floor * 0.999]
-    if not levels or levels[-1][0] > floor * 1.05:
-        levels.append((floor, f"FDR {floor:.2g} (floor)"))
-    return levels
 
 
 @inject_docs
@@ -202,46 +181,17 @@ def group_diff_dotplot(
         savefig_or_show(ax.figure, "group_diff_dotplot", show=show, save=save, owns_figure=owns_figure)
         return ax
     cap = size_cap(int(params.get("n_null", 0)))
-    xx, yy = np.meshgrid(np.arange(n_cols), np.arange(n_rows))
-    values = effect.to_numpy(dtype=float)
-    span = float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 1.0
-    span = span if span > 0 else 1.0
-    called = (fdr_table.to_numpy(dtype=float) < fdr).ravel()
-    dots = ax.scatter(
-        xx.ravel(),
-        yy.ravel(),
-        s=dot_sizes(fdr_table.to_numpy(), cap, dot_max).ravel(),
-        c=np.nan_to_num(values, nan=0.0).ravel(),
-        cmap=cmap,
-        norm=Normalize(vmin=-span, vmax=span),
-        edgecolors=np.where(called, "black", "none"),
-        linewidths=0.8,
-    )
+    called = fdr_table.to_numpy(dtype=float) < fdr
+    dots = draw_dots(ax, fdr_table.to_numpy(), effect.to_numpy(), called=called, cap=cap, dot_max=dot_max, cmap=cmap)
     ax.set_xticks(np.arange(n_cols), labels, rotation=90, fontsize="small")
     ax.set_yticks(np.arange(n_rows), list(fdr_table.index), fontsize="small")
-    ax.set_xlim(-0.6, n_cols - 0.4)
-    ax.set_ylim(n_rows - 0.4, -0.6)
     ax.set_xlabel("gene set")
     ax.set_ylabel(str(params.get("groupby", "group")) if every else "group")
-    ax.grid(False)
     replicates = params.get("replicates", "cells")
     bar = ax.figure.colorbar(dots, ax=ax, shrink=0.6 if n_rows > 6 else 0.9, pad=0.02)
     against = "group vs rest" if every else f"{params.get('group1', 'group1')} vs {params.get('group2', 'rest')}"
     bar.set_label(f"effect ({_EFFECT.get(replicates, 'effect')}), {against}")
-    levels = size_legend_levels(cap)
-    handles = [
-        ax.scatter([], [], s=dot_sizes(np.array([q]), cap, dot_max)[0], c="grey", edgecolors="black") for q, _ in levels
-    ]
-    ax.legend(
-        handles,
-        [label for _, label in levels],
-        title="dot size",
-        loc="upper left",
-        bbox_to_anchor=(1.02, 1.0),
-        frameon=False,
-        fontsize="small",
-        borderaxespad=0.0,
-    )
+    size_legend(ax, cap, dot_max, x_anchor=1.02, borderaxespad=0.0)
     ax.set_title(title)
     savefig_or_show(ax.figure, "group_diff_dotplot", show=show, save=save, owns_figure=owns_figure)
     return ax

@@ -10,18 +10,16 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 from matplotlib.axes import Axes
-from matplotlib.colors import Colormap, TwoSlopeNorm
+from matplotlib.colors import Colormap
 
 from .._docs import inject_docs
 from .._keys import IMPACT_KEY
 from .._results import stored_result
+from ._dots import DEFAULT_SIZE_CAP, draw_dots, size_legend
 from ._impact_heatmap import _select_sets, set_labels
 from ._utils import savefig_or_show
 
 __all__ = ["impact_dotplot"]
-
-# -log10 FDR at which a dot reaches full size: 3, the floor of FDRs from the default 1,000 random sets.
-_SIZE_CAP = 3.0
 
 
 def dotplot_tables(
@@ -147,43 +145,14 @@ def impact_dotplot(
         height = 1.6 + 0.28 * fdr_table.shape[0]
         _, ax = plt.subplots(figsize=figsize or (max(width, 4.0), max(height, 2.5)), layout="constrained")
     n_rows, n_cols = fdr_table.shape
-    xx, yy = np.meshgrid(np.arange(n_cols), np.arange(n_rows))
-    neglog = -np.log10(np.clip(fdr_table.to_numpy(dtype=float), 1e-300, 1.0))
-    sizes = dot_max * np.clip(np.nan_to_num(neglog, nan=0.0) / _SIZE_CAP, 0.0, 1.0) + 2.0
-    values = colour.to_numpy(dtype=float)
-    span = float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 1.0
-    norm = TwoSlopeNorm(vcenter=0.0, vmin=-max(span, 1e-9), vmax=max(span, 1e-9))
-    significant = (fdr_table.to_numpy(dtype=float) <= fdr).ravel()
-    dots = ax.scatter(
-        xx.ravel(),
-        yy.ravel(),
-        s=sizes.ravel(),
-        c=np.nan_to_num(values, nan=0.0).ravel(),
-        cmap=cmap,
-        norm=norm,
-        edgecolors=np.where(significant, "black", "none"),
-        linewidths=0.8,
-    )
+    # Full size at FDR 1e-3, the floor of FDRs from the default 1,000 random sets.
+    cap, called = DEFAULT_SIZE_CAP, fdr_table.to_numpy(dtype=float) <= fdr
+    dots = draw_dots(ax, fdr_table.to_numpy(), colour.to_numpy(), called=called, cap=cap, dot_max=dot_max, cmap=cmap)
     ax.set_xticks(np.arange(n_cols), list(fdr_table.columns), rotation=90)
     ax.set_yticks(np.arange(n_rows), labels)
-    ax.set_xlim(-0.6, n_cols - 0.4)
-    ax.set_ylim(n_rows - 0.4, -0.6)
     ax.set_xlabel("node")
-    ax.grid(False)
     ax.figure.colorbar(dots, ax=ax, label=color, shrink=0.6)
-    handles = [
-        ax.scatter([], [], s=dot_max * min(-np.log10(q) / _SIZE_CAP, 1.0) + 2.0, c="grey", edgecolors="black")
-        for q in (0.05, 0.01, 0.001)
-    ]
-    ax.legend(
-        handles,
-        ["FDR 0.05", "FDR 0.01", "FDR 0.001"],
-        title="dot size",
-        loc="upper left",
-        bbox_to_anchor=(1.25, 1.0),
-        frameon=False,
-        fontsize="small",
-    )
+    size_legend(ax, cap, dot_max, x_anchor=1.25)
     ax.set_title(title if title is not None else "gene-set impact on nodes")
     savefig_or_show(ax.figure, "impact_dotplot", show=show, save=save, owns_figure=owns_figure)
     return ax
