@@ -27,12 +27,15 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.enable_socket)
 
 
-@pytest.fixture(autouse=True)
-def _threads_independent_of_load(monkeypatch):
+@pytest.fixture(autouse=True, scope="session")
+def _threads_independent_of_load():
     # n_threads=None leaves out the CPUs other processes are busy on when a computation starts; a
     # test's numbers must not depend on what else runs on the machine, so tests see none busy and
-    # compute with every available CPU (2 here and in CI). Subprocess tests pass n_threads.
-    monkeypatch.setattr("scdeconv._module.compute.busy_elsewhere", lambda: 0)
+    # compute with every available CPU (2 here and in CI). Subprocess tests pass n_threads. Session
+    # scope: module-scoped fixtures (trained references) are built before function-scoped ones.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("scdeconv._module.compute.busy_elsewhere", lambda: 0)
+        yield
 
 
 def make_counts(n_cells: int = 120, seed: int = 0) -> AnnData:

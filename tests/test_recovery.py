@@ -41,20 +41,20 @@ def test_each_group_planted_sets_lead_its_group_diff(simulated):
 def test_each_planted_set_leads_some_node(simulated):
     # Planted sets come in pairs co-activated in one group, so one node can carry both: we ask
     # that each planted set be among the 2 best-scoring sets of some live node, scored on the
-    # expression shift of the node's active cells (seed 0: 11 of 12 the single best set of some
-    # node, TGF_BETA second). The attribution profile (the default) holds it only at the margin:
-    # its TGF_BETA ranks 2nd or 4th at best depending on the CPU's rounding (CI's machine and the
-    # developers'), so it is asked for the top 5, every other planted set still the top 2.
-    result = simulated.uns["scdeconv_impact"]
+    # expression shift of the node's active cells (the default profile; seed 0: 11 of 12 the
+    # single best set of some node, TGF_BETA second). The attribution profile holds it only at the
+    # margin: its TGF_BETA ranks 2nd or 4th at best depending on the CPU's rounding (CI's machine
+    # and the developers'), so it is asked for the top 5, every other planted set still the top 2.
+    impact = simulated.uns["scdeconv_impact"]
+    live = impact["impact"].loc[~impact["node_stats"]["dead"].to_numpy()]
+    top2 = {s for _, row in live.iterrows() for s in row.nlargest(2).index}
+    assert planted(simulated) <= top2, sorted(planted(simulated) - top2)
+    attribution = sd.tl.module_impact(simulated, profile="attribution", n_null=0, progress=False, copy=True)
+    result = attribution.uns["scdeconv_impact"]
     live = result["impact"].loc[~result["node_stats"]["dead"].to_numpy()]
     best_rank = live.rank(axis=1, ascending=False).min()
     ranks = best_rank[sorted(planted(simulated))]
     assert (ranks <= 5).all() and (ranks <= 2).sum() >= len(ranks) - 1, ranks.to_dict()
-    shifted = sd.tl.module_impact(simulated, profile="expression", n_null=0, progress=False, copy=True)
-    impact = shifted.uns["scdeconv_impact"]
-    live = impact["impact"].loc[~impact["node_stats"]["dead"].to_numpy()]
-    top2 = {s for _, row in live.iterrows() for s in row.nlargest(2).index}
-    assert planted(simulated) <= top2, sorted(planted(simulated) - top2)
 
 
 def test_planted_sets_rank_above_never_planted(simulated):
@@ -82,14 +82,18 @@ def test_node_genes_of_the_heme_node_are_planted_heme_genes(simulated):
 
 
 def test_null_model_is_calibrated_on_clean_negatives(simulated):
-    # The 11 negative sets' genes are never perturbed: their null z-scores should look standard
-    # normal (measured on seeds 0-2: mean -0.24..-0.05, sd 0.99-1.02) and almost never be called.
-    # Bound: at most 5% of live (node, negative set) pairs at FDR < 0.05 (measured 0.2%).
+    # The 11 negative sets' genes are never perturbed: their null z-scores should be centred and
+    # no wider than standard normal, and almost never be called. On the expression profile they
+    # are narrower (seed 0: mean -0.05, sd 0.69): unperturbed genes move less with a node than
+    # random genes, some of which are planted, so the null is conservative for them (on the
+    # attribution profile, seeds 0-2: mean -0.24..-0.05, sd 0.99-1.02). Bound: at most 5% of live
+    # (node, negative set) pairs at FDR < 0.05 (measured 0.2% on the attribution profile).
     result = simulated.uns["scdeconv_impact"]
+    assert result["params"]["profile"] == "expression"
     live = ~result["node_stats"]["dead"].to_numpy()
     negatives = list(simulated.uns["simulation"]["negative_sets"])
     z = result["null_z"].loc[live, negatives].to_numpy()
-    assert abs(z.mean()) < 0.5 and 0.7 < z.std() < 1.3
+    assert abs(z.mean()) < 0.5 and z.std() < 1.3
     assert (result["fdr"].loc[live, negatives] < 0.05).to_numpy().mean() <= 0.05
     assert (result["set_stats"].loc[negatives, "fdr"] < 0.05).mean() <= 0.1  # at most 1 of 11 sets
 

@@ -83,7 +83,9 @@ def test_median_score_matches_hand_computation(trained_adata):
 
 def test_node_cells_all_averages_over_every_cell(trained_adata):
     # node_cells="all" (0.1's profile): each gene's mean |attribution| over all cells, z-scored in bins.
-    adata = sd.tl.module_impact(trained_adata, node_cells="all", n_null=0, copy=True, progress=False)
+    adata = sd.tl.module_impact(
+        trained_adata, profile="attribution", node_cells="all", n_null=0, copy=True, progress=False
+    )
     result = adata.uns["scdeconv_impact"]
     module, genes = load_model(adata)
     x = module.prepare_input(torch.from_numpy(adata.X.toarray()))
@@ -145,7 +147,10 @@ def test_node_genes_never_lists_genes_of_dead_or_rare_nodes_or_ties_at_zero(trai
 
 
 def test_enrichment_score_is_binned_stouffer(trained_adata):
-    result = trained_adata.uns["scdeconv_impact"]
+    # profile="attribution": each gene's mean |gradient x input| over the node's active cells.
+    result = sd.tl.module_impact(trained_adata, profile="attribution", n_null=0, copy=True, progress=False).uns[
+        "scdeconv_impact"
+    ]
     module, genes = load_model(trained_adata)
     x = module.prepare_input(torch.from_numpy(trained_adata.X.toarray()))
     attributions = (jacobian(module, x, guided=False) * x.unsqueeze(1)).abs().numpy()  # cells x nodes x genes
@@ -171,8 +176,8 @@ def test_expression_profile_is_binned_stouffer_of_the_active_cells_shift(trained
     # profile="expression": each gene's mean encoder input over the node's active cells (top
     # quarter by activation) minus its mean over all cells, in SDs over all cells; z-scored within
     # expression bins and Stouffer-summed per set, signed (negative: lower in the active cells).
-    adata = sd.tl.module_impact(trained_adata, profile="expression", n_null=50, copy=True, progress=False)
-    result = adata.uns["scdeconv_impact"]
+    result = trained_adata.uns["scdeconv_impact"]  # the default profile
+    adata = trained_adata
     module, genes = load_model(adata)
     x = module.prepare_input(torch.from_numpy(adata.X.toarray())).numpy().astype(np.float64)
     latent = np.asarray(adata.obsm["X_scdeconv"])
@@ -194,17 +199,20 @@ def test_expression_profile_is_binned_stouffer_of_the_active_cells_shift(trained
     assert (result["direction"].loc[~live] == "").all().all()
     # Its own null: random expression-matched sets scored on the same shift profile.
     assert np.isfinite(result["null_z"].loc[live].to_numpy()).all()
-    # The direction does not depend on the profile scored: the attribution default reports the same.
-    pd.testing.assert_frame_equal(trained_adata.uns["scdeconv_impact"]["direction"], result["direction"])
-    assert trained_adata.uns["scdeconv_impact"]["params"]["profile"] == "attribution"
+    # The direction does not depend on the profile scored: the attribution profile reports the same.
+    attribution = sd.tl.module_impact(trained_adata, profile="attribution", n_null=0, copy=True, progress=False)
+    pd.testing.assert_frame_equal(attribution.uns["scdeconv_impact"]["direction"], result["direction"])
+    assert attribution.uns["scdeconv_impact"]["params"]["profile"] == "attribution"
 
 
-def test_expression_profile_needs_the_enrichment_over_active_cells(trained_adata):
+def test_expression_profile_needs_active_cells(trained_adata):
     with pytest.raises(ValueError, match="profile must be one of"):
         sd.tl.module_impact(trained_adata, profile="shift", copy=True, progress=False)
-    for bad in ({"score": "median"}, {"node_cells": "all"}):
-        with pytest.raises(ValueError, match="pass score='enrichment' and node_cells='active'"):
-            sd.tl.module_impact(trained_adata, profile="expression", copy=True, progress=False, **bad)
+    with pytest.raises(ValueError, match="needs node_cells='active'; pass profile='attribution'"):
+        sd.tl.module_impact(trained_adata, node_cells="all", copy=True, progress=False)
+    # The paper's per-cell medians have no gene profile: recorded as attribution evidence, no error.
+    median = sd.tl.module_impact(trained_adata, score="median", copy=True, progress=False)
+    assert median.uns["scdeconv_impact"]["params"]["profile"] == "attribution"
 
 
 def test_groupby_and_group_diff(trained_adata):

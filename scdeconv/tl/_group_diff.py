@@ -173,7 +173,9 @@ def group_diff(
     """Compare the impact of gene sets on nodes between groups of cells (the paper's panel e).
 
     The impact is computed separately over the cells of ``group1`` and of ``group2``, with the
-    gene sets, attribution method, score and model of :func:`scdeconv.tl.module_impact`. The
+    gene sets, attribution method, score and model of :func:`scdeconv.tl.module_impact`, always
+    on attributions (what each group's cells make the encoder read), whichever profile the whole-data
+    impact scored; the paper's overlay (``scaled_impact``) reads the whole-data impact. The
     difference is positive where the set drives the node more strongly in ``group1``. (The paper
     plotted ``rest - group``; the sign here follows the order of the arguments.)
     ``group1="all"`` compares every category of ``groupby`` with the rest of the cells, all from

@@ -76,6 +76,26 @@ def expression_shifts(adata: AnnData, *, model_key: str, options: StreamOptions)
     return active_expression_shift(sums["sum"], sums["squares"], sums["weighted"], weights.sum(axis=0), adata.n_obs)
 
 
+def impact_zscores(adata: AnnData, impact: dict, options: StreamOptions) -> np.ndarray:
+    """Nodes x genes: the binned z-scores a :func:`~scdeconv.tl.module_impact` result summed over its sets.
+
+    Follows the result's recorded profile (results written before ``profile`` existed scored attributions).
+    """
+    params = impact["params"]
+    model_key, n_bins = params["model_key"], int(params["n_bins"])
+    if params.get("profile", "attribution") == "expression":
+        shift = expression_shifts(adata, model_key=model_key, options=options)
+        return binned_zscores(shift, expression_bins(np.asarray(impact["gene_mean"]), n_bins))
+    return attribution_zscores(
+        adata,
+        model_key=model_key,
+        method=params["method"],
+        n_bins=n_bins,
+        rank_by=impact_ranking(params),
+        options=options,
+    )
+
+
 def node_gene_scores(
     adata: AnnData, *, model_key: str, rank_by: str, method: str, n_bins: int, options: StreamOptions
 ) -> np.ndarray:

@@ -11,7 +11,7 @@ from .._logging import logger
 from .._module.config import StreamOptions
 from .._results import claim_uns_key, stored_result
 from ..scoring import benjamini_hochberg
-from ._node_genes import attribution_zscores, impact_ranking
+from ._node_genes import impact_zscores
 
 
 @inject_docs
@@ -29,9 +29,9 @@ def node_gsea(
 ) -> AnnData | None:
     """Preranked GSEA (gseapy) of each node's gene ranking: a second statistic beside the impact.
 
-    Each live node ranks the model's genes by the expression-matched attribution z-scores that
-    :func:`scdeconv.tl.module_impact` summed over each set (over the node's active cells with its
-    default ``node_cells="active"``); :func:`gseapy.prerank` then tests every gene set of the
+    Each live node ranks the model's genes by the expression-matched z-scores that
+    :func:`scdeconv.tl.module_impact` summed over each set (of the profile it scored: by default
+    the expression shift of the node's active cells); :func:`gseapy.prerank` then tests every gene set of the
     impact result against that ranking by gene-set permutation. Unlike the Stouffer enrichment of
     :func:`scdeconv.tl.module_impact`, GSEA looks at where the set's genes fall along the whole
     ranking, so the two agree on strong programmes and differ on diffuse ones.
@@ -40,7 +40,7 @@ def node_gsea(
     ----------
     adata
         AnnData with a trained model and :func:`scdeconv.tl.module_impact` results (its gene
-        sets, attribution method and expression bins are reused).
+        sets, profile, attribution method and expression bins are reused).
     impact_key
         ``uns`` key of the impact result.
     n_perm
@@ -69,14 +69,7 @@ def node_gsea(
     params = stored["params"]
     claim_uns_key(adata, key_added, "gsea", reads=(impact_key, params["model_key"]))
     genes = np.asarray(adata.uns[params["model_key"]]["var_names"]).astype(str)
-    z = attribution_zscores(
-        adata,
-        model_key=params["model_key"],
-        method=params["method"],
-        n_bins=int(params["n_bins"]),
-        rank_by=impact_ranking(params),  # the gene z-scores the impact summed
-        options=StreamOptions(progress=False),
-    )
+    z = impact_zscores(adata, stored, StreamOptions(progress=False))  # the gene z-scores the impact summed
     sets = {name: list(np.asarray(members).astype(str)) for name, members in stored["gene_sets"].items()}
     nodes, names = stored["impact"].index, list(sets)
     live = ~stored["node_stats"]["dead"].to_numpy()

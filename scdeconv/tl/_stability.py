@@ -11,7 +11,7 @@ from .._logging import logger
 from .._module.config import StreamOptions
 from .._results import claim_uns_key, stored_result
 from ._module_impact import module_impact
-from ._node_genes import attribution_zscores, impact_ranking
+from ._node_genes import impact_zscores
 from ._train_autoencoder import TrainingConfig, train_autoencoder
 
 
@@ -19,7 +19,8 @@ def _impact_arguments(result: dict) -> dict:
     """module_impact arguments that score a retrained model as the reference was scored (its matched sets)."""
     params = result["params"]
     names = ("method", "score", "species", "min_size", "n_bins", "n_null", "node_cells", "seed")
-    return {"gene_sets": dict(result["gene_sets"]), **{name: params[name] for name in names}}
+    profile = params.get("profile", "attribution")  # results written before profiles were a choice
+    return {"gene_sets": dict(result["gene_sets"]), "profile": profile, **{name: params[name] for name in names}}
 
 
 def _match_nodes(reference: np.ndarray, other: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -102,19 +103,13 @@ def stability(
     claim_uns_key(adata, key_added, "stability", reads=(impact_key, model_key))
     training = TrainingConfig.from_params(stored_result(adata, model_key, "model")["params"])
     seed = training.fit.seed
-    profile = {
-        "method": impact_params["method"],
-        "n_bins": int(impact_params["n_bins"]),
-        "rank_by": impact_ranking(impact_params),
-        "options": StreamOptions(progress=False),
-    }
 
-    def node_profiles(data: AnnData, key: str, impact: pd.DataFrame) -> np.ndarray:
-        if match_on == "genes":
-            return attribution_zscores(data, model_key=key, **profile)
-        return impact.to_numpy()
+    def node_profiles(data: AnnData, impact: dict) -> np.ndarray:
+        if match_on == "genes":  # the gene z-scores each impact summed over its sets
+            return impact_zscores(data, impact, StreamOptions(progress=False))
+        return impact["impact"].to_numpy()
 
-    ref_profiles = node_profiles(adata, model_key, reference["impact"])
+    ref_profiles = node_profiles(adata, reference)
     impacts = [reference["impact"]]
     found = [_found(reference, fdr)]
     nodes = pd.DataFrame(index=reference["impact"].index)
@@ -128,7 +123,7 @@ def stability(
         run = train_autoencoder(lean, progress=False, copy=True, **arguments)
         module_impact(run, **_impact_arguments(reference), activity_key=None, progress=False)
         run_impact = run.uns["scdeconv_impact"]["impact"]
-        partner, corr = _match_nodes(ref_profiles, node_profiles(run, "scdeconv", run_impact))
+        partner, corr = _match_nodes(ref_profiles, node_profiles(run, run.uns["scdeconv_impact"]))
         impacts.append(pd.DataFrame(run_impact.to_numpy()[partner], index=nodes.index, columns=run_impact.columns))
         found.append(_found(run.uns["scdeconv_impact"], fdr))
         nodes[f"partner_{other_seed}"] = run_impact.index[partner]
