@@ -13,6 +13,18 @@ SCORE_TEXT = {
     "median": "per-cell median over each set's genes, mean over cells (the paper's score)",
     "enrichment": "expression-matched enrichment of each set's genes per node (Stouffer z)",
 }
+PROFILE_TEXT = {
+    "expression": "on the expression shift of the node's active cells",
+    "attribution": "on the node's mean |attribution|",
+}
+
+
+def impact_text(params: dict) -> str:
+    """One line on how the impact was scored: attributions, score and (for the enrichment) profile."""
+    text = f"{params['method']} attributions, {SCORE_TEXT[params['score']]}"
+    if params["score"] == "enrichment":  # results written before profiles were a choice scored attributions
+        text += " " + PROFILE_TEXT[params.get("profile", "attribution")]
+    return text
 
 
 def _short(name: str) -> str:
@@ -293,7 +305,7 @@ def write_report(
         f"- {params['n_epochs']} epochs (best {params['best_epoch']}, validation loss "
         f"{history['val_loss'].min():.4f}); {node_status_line(adata)}",
         *reconstruction_lines(model["reconstruction"]),
-        f"- Impact: {impact['params']['method']} attributions, {SCORE_TEXT[impact['params']['score']]}; "
+        f"- Impact: {impact_text(impact['params'])}; "
         f"{impact['impact'].shape[1]} gene sets ({impact['params']['gene_sets']}, {impact['params']['species']})."
         + resolution,
         "",

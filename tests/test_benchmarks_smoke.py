@@ -41,7 +41,7 @@ def test_smoke_run_writes_results(recovery, tmp_path):
     assert (tmp_path / "figures" / "recovery_by_level.png").exists()
     assert (tmp_path / "figures" / "xor_metric.png").exists()
     headline = _table(text, "## Headline")
-    assert ["scdeconv", "scdeconv (expression)", "plain AE", "PCA", "NMF"] == list(headline.index)
+    assert ["scdeconv", "scdeconv (attribution)", "plain AE", "PCA", "NMF"] == list(headline.index)
     rates = headline.drop(columns=["seconds", "peak MB"])
     assert ((rates >= 0) & (rates <= 1) | rates.isna()).all().all(), rates  # FDP is empty where nothing is called
     assert rates.drop(columns=["FPR neg", "FDP"]).notna().all().all(), rates

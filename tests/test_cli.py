@@ -45,6 +45,7 @@ def test_run_writes_figures_report_and_h5ad(small_file, tmp_path, capsys):
     result = read_h5ad(out / "scdeconv_result.h5ad")
     assert result.uns["scdeconv_group_diff"]["params"]["group2"] == "GMP+Mk"
     assert "the node's top genes |" in report  # encoded sets list their best node's marker genes
+    assert "(Stouffer z) on the expression shift of the node's active cells" in report  # the profile scored
     assert list(result.uns["scdeconv_node_genes"]["names"].columns[:2]) == ["node_0", "node_1"]
     # No dead or rare node is named anywhere in the report's tables.
     stats = result.uns["scdeconv_impact"]["node_stats"]

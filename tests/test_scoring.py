@@ -232,3 +232,7 @@ def test_node_statistics_marks_constant_nodes_dead_and_nodes_of_few_cells_rare()
     assert stats["status"].tolist() == ["live", "dead", "rare", "live"]
     assert stats["dead"].tolist() == [False, True, True, False]
     assert stats.loc["node_2", "n_active"] == 3 and min_active_cells(400) == 10 and min_active_cells(4000) == 20
+    # No impact anywhere (the expression profile of a node whose top quarter ties at 0 is flat):
+    # dead for a node that varies over many cells, still rare for one that fires in a few.
+    impact.loc[["node_0", "node_2"]] = 0.0
+    assert node_statistics(latent, impact)["status"].tolist() == ["dead", "dead", "rare", "live"]

@@ -58,7 +58,7 @@ class Config:
     )
     # Extra rows of the simulation table: the default model, its sets scored on another profile
     # (sd.tl.module_impact's ``profile``); name -> profile.
-    profile_rows: dict = field(default_factory=lambda: {"scdeconv (expression)": "expression"})
+    profile_rows: dict = field(default_factory=lambda: {"scdeconv (attribution)": "attribution"})
     paul15: bool = True
     use_scvi: bool = True
     use_decoupler: bool = True

@@ -40,17 +40,17 @@ def node_status(latent: np.ndarray, no_signal: np.ndarray | None = None) -> np.n
     """Per node ``"dead"``, ``"rare"`` or ``"live"``: the one rule of which nodes can be reported.
 
     ``"dead"`` when the activation barely varies across cells (standard deviation at most
-    ``DEAD_RELATIVE_STD`` of the largest node's) or ``no_signal`` flags it (e.g. no gene set has
-    any impact on it); ``"rare"`` when it fires in fewer than :func:`min_active_cells` cells (a
+    ``DEAD_RELATIVE_STD`` of the largest node's) or ``no_signal`` flags a node that is not rare
+    (e.g. no gene set has any impact on it); ``"rare"`` when it fires in fewer than :func:`min_active_cells` cells (a
     node of two cells is an outlier detector, not a programme); else ``"live"``. Neither dead nor
     rare nodes get statistics, gene sets or genes attributed.
     """
     latent = np.asarray(latent, dtype=np.float64)
     std = latent.std(axis=0)
     constant = std <= DEAD_RELATIVE_STD * max(std.max(initial=0.0), 1e-12)
-    if no_signal is not None:
-        constant |= np.asarray(no_signal, dtype=bool)
     rare = ~constant & (firing_cells(latent).sum(axis=0) < min_active_cells(latent.shape[0]))
+    if no_signal is not None:  # a rare node's flat profile (its top quarter ties at 0) is its rarity
+        constant |= np.asarray(no_signal, dtype=bool) & ~rare
     return np.where(constant, "dead", np.where(rare, "rare", "live"))
 
 
