@@ -35,6 +35,7 @@ def _needed_per_bin(bins: np.ndarray, set_columns: list[np.ndarray]) -> tuple[np
 
 # The last orderings drawn: a set's competitive test and its conditional re-tests draw the same ones.
 _ORDERINGS_CACHE: dict = {}
+_ORDERINGS_CACHE_BYTES = 32 * 2**20  # larger draws are not kept between calls
 
 
 def _orderings(bins: np.ndarray, bin_ids: np.ndarray, needed: np.ndarray, n_null: int, seed: int) -> dict:
@@ -64,7 +65,8 @@ def _orderings(bins: np.ndarray, bin_ids: np.ndarray, needed: np.ndarray, n_null
             picks = np.argsort(keys, axis=1)
         orderings[b_index] = pool[picks]
     _ORDERINGS_CACHE.clear()
-    _ORDERINGS_CACHE[key] = orderings
+    if sum(o.nbytes for o in orderings.values()) <= _ORDERINGS_CACHE_BYTES:
+        _ORDERINGS_CACHE[key] = orderings
     return orderings
 
 
