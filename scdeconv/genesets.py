@@ -289,18 +289,17 @@ def match_gene_sets(
             f"Gene symbols are duplicated (e.g. {dup}). Make them unique first "
             "(`adata.var_names_make_unique()`) or aggregate duplicated genes."
         )
-    exact = pd.Series(np.arange(len(names)), index=names)
+    exact = {name: i for i, name in enumerate(names)}
     # Case-insensitive fallback; where two symbols differ only by case (Paul15 has LPCAT4 and
     # Lpcat4), an exact-case match wins and otherwise the first one is taken.
-    upper = pd.Series(np.arange(len(names)), index=names.str.upper())
-    upper = upper[~upper.index.duplicated()]
+    upper: dict[str, int] = {}
+    for i, name in enumerate(names):
+        upper.setdefault(name.upper(), i)
     indices, rows = {}, []
     for name, genes in gene_sets.items():
-        wanted = pd.Index(list(dict.fromkeys(genes)))
-        hit = exact.reindex(wanted).to_numpy()
-        miss = np.isnan(hit)
-        hit[miss] = upper.reindex(wanted[miss].str.upper()).to_numpy()
-        found = np.unique(hit[~np.isnan(hit)].astype(np.int64))
+        wanted = [str(g) for g in dict.fromkeys(genes)]
+        hit = [exact[g] if g in exact else upper.get(g.upper(), -1) for g in wanted]
+        found = np.unique(np.array([h for h in hit if h >= 0], dtype=np.int64))
         rows.append((name, len(wanted), len(found)))
         if len(found) >= min_size:
             indices[name] = found
@@ -333,8 +332,8 @@ def match_gene_sets(
         100 * float(share.median()),
         covered,
     )
-    for name, row in sizes.iterrows():
-        logger.debug("gene set %s: %d of its %d genes present", name, row["n_present"], row["n_genes"])
+    for name, n_present, n_genes in zip(sizes.index, sizes["n_present"], sizes["n_genes"], strict=True):
+        logger.debug("gene set %s: %d of its %d genes present", name, n_present, n_genes)
     if len(dropped):
         logger.info(
             "Dropped %d gene sets with fewer than %d genes among the data's %d (e.g. %s).",

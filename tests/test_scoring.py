@@ -236,3 +236,19 @@ def test_node_statistics_marks_constant_nodes_dead_and_nodes_of_few_cells_rare()
     # dead for a node that varies over many cells, still rare for one that fires in a few.
     impact.loc[["node_0", "node_2"]] = 0.0
     assert node_statistics(latent, impact)["status"].tolist() == ["dead", "dead", "rare", "live"]
+
+
+def test_null_z_at_is_the_competitive_test_on_one_row():
+    # The conditional re-tests score each reduced set on its own node only: the same draws and
+    # the same numbers as the full test's entry.
+    from scdeconv.scoring import MatchedSets, competitive_test
+    from scdeconv.scoring._null import null_z_at
+
+    rng = np.random.default_rng(6)
+    values = rng.standard_normal((5, 200))
+    bins = expression_bins(rng.random(200), 4)
+    sets = [rng.choice(200, size, replace=False) for size in (3, 12, 40)]
+    rows = np.array([4, 0, 4])
+    full = competitive_test(values, MatchedSets(sets, bins, n_null=300, seed=2))
+    at = null_z_at(values, bins, sets, rows, n_null=300, seed=2)
+    np.testing.assert_allclose(at, full.null_z[rows, np.arange(3)], rtol=1e-12)

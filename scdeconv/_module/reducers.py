@@ -190,6 +190,7 @@ class CellActivity(Reducer):
     """
 
     summed = ("gene_z",)
+    needs_magnitude = False  # node totals only (:meth:`~.saliency.CellBatch.node_totals`)
 
     def __init__(self, n_cells: int, n_groups: int, bins: np.ndarray, set_columns: Sequence[np.ndarray]):
         self.bins = np.asarray(bins)
@@ -198,7 +199,7 @@ class CellActivity(Reducer):
         self.gene_z = np.zeros((n_groups, len(self.bins)))
 
     def update(self, batch: CellBatch) -> None:
-        totals = batch.magnitude.sum(dim=1).cpu().numpy()
+        totals = batch.node_totals().cpu().numpy()
         activity, gene_z = cell_activity(totals, self.bins, self.set_columns)
         self.activity[batch.positions] = activity
         for group, rows in batch.groups():

@@ -87,7 +87,12 @@ def set_medians_by_set(
 
 @torch.no_grad()
 def jacobian(
-    module: Autoencoder, x: torch.Tensor, *, guided: bool, columns: torch.Tensor | None = None
+    module: Autoencoder,
+    x: torch.Tensor,
+    *,
+    guided: bool,
+    columns: torch.Tensor | None = None,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """d(node) / d(input) for every node, as a (cells, nodes, genes) tensor.
 
@@ -101,12 +106,19 @@ def jacobian(
         Prepared encoder input (``module.prepare_input(counts)``), cells x genes.
     columns
         Restrict the result to these input genes (saves the last, largest product).
+    out
+        Contiguous (cells, nodes, genes) tensor the last, largest product is written into (a
+        buffer reused over batches: no fresh allocation of the block per batch).
     """
     grad = first_layer_gradient(module, x, guided=guided)
     weight = module.encoder[0].weight
     if len(module.encoder) > 1:
         if columns is not None:
             weight = weight.index_select(1, columns)
+        if out is not None:  # through the first Linear layer, to its input, as one matrix product
+            cells, nodes = grad.shape[:2]
+            torch.mm(grad.reshape(cells * nodes, -1), weight, out=out.view(cells * nodes, -1))
+            return out
         grad = grad @ weight  # through the first Linear layer, to its input
     if len(module.encoder) == 1 and columns is not None:  # no hidden layer: the seed was the input
         grad = grad.index_select(2, columns)
@@ -120,22 +132,24 @@ def attribution(
     method: Method = "guided",
     columns: torch.Tensor | None = None,
     n_steps: int = 16,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Signed attribution of every node to every input gene, (cells, nodes, genes).
 
     ``"guided"`` and ``"gradient"`` are the (guided) Jacobian; ``"grad_x_input"`` multiplies the
     gradient by the input; ``"integrated_gradients"`` averages gradients along the straight path
     from an all-zero input (midpoint rule, ``n_steps`` points) and multiplies by the input.
+    ``out``: a buffer for the result, as in :func:`jacobian` (not used by integrated gradients).
     """
     check_choice("method", method, Method)
     if method == "guided":
-        return jacobian(module, x, guided=True, columns=columns)
+        return jacobian(module, x, guided=True, columns=columns, out=out)
     if method == "gradient":
-        return jacobian(module, x, guided=False, columns=columns)
+        return jacobian(module, x, guided=False, columns=columns, out=out)
     x_cols = x if columns is None else x.index_select(1, columns)
     # In place: no second cells x nodes x genes buffer (allocating one costs as much as the product).
     if method == "grad_x_input":
-        return jacobian(module, x, guided=False, columns=columns).mul_(x_cols.unsqueeze(1))
+        return jacobian(module, x, guided=False, columns=columns, out=out).mul_(x_cols.unsqueeze(1))
     total = None  # integrated gradients
     for alpha in (np.arange(n_steps) + 0.5) / n_steps:
         step = jacobian(module, x * float(alpha), guided=False, columns=columns)
@@ -200,27 +214,69 @@ def default_chunk_size(n_nodes: int, n_genes: int) -> int:
     return int(max(1, min(4096, _BLOCK_ELEMENTS // max(1, n_nodes * n_genes))))
 
 
+class Workspace:
+    """One flat buffer that every batch's (cells, nodes, genes) block is written into, grown when needed."""
+
+    def __init__(self):
+        self._flat: torch.Tensor | None = None
+
+    def block(self, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+        """A contiguous tensor of ``shape`` with the dtype and device of ``like``, its values undefined."""
+        size = int(np.prod(shape))
+        flat = self._flat
+        if flat is None or flat.numel() < size or flat.dtype != like.dtype or flat.device != like.device:
+            flat = self._flat = torch.empty(size, dtype=like.dtype, device=like.device)
+        return flat[:size].view(shape)
+
+
 @dataclass
 class CellBatch:
-    """One batch of cells as reducers see it: the input, group labels, and attributions computed on demand."""
+    """One batch of cells as reducers see it: the input, group labels, and attributions computed on demand.
+
+    With a ``workspace``, the batch's attribution block is written into its buffer: reducers must
+    not keep the block (nor views of it) beyond the batch.
+    """
 
     module: Autoencoder
     method: str
     x: torch.Tensor  # prepared encoder input, cells x genes
     labels: np.ndarray  # group of each cell, 0 .. n_groups-1
     positions: np.ndarray  # each cell's row in the streamed matrix (for per-cell results)
+    workspace: Workspace | None = field(default=None, repr=False)
     _magnitude: torch.Tensor | None = field(default=None, repr=False)
+
+    def _block(self) -> torch.Tensor | None:
+        if self.workspace is None or self.method == "integrated_gradients":
+            return None
+        shape = (self.x.shape[0], self.module.n_latent, self.x.shape[1])
+        return self.workspace.block(shape, self.x)
 
     @property
     def magnitude(self) -> torch.Tensor:
         """|attribution| of every node to every gene, (cells, nodes, genes); computed once per batch."""
         if self._magnitude is None:
-            self._magnitude = attribution(self.module, self.x, method=self.method).abs_()
+            self._magnitude = attribution(self.module, self.x, method=self.method, out=self._block()).abs_()
         return self._magnitude
 
     @property
     def has_magnitude(self) -> bool:
         return self._magnitude is not None
+
+    def node_totals(self) -> torch.Tensor:
+        """|attribution| of every gene summed over nodes, (cells, genes).
+
+        From the full block when a reducer asked for it; otherwise, for ``"grad_x_input"``, as
+        ``x * sum_nodes |gradient|`` (the input is non-negative), with no product of the whole
+        block by the input. The sum over nodes is a batched product with a vector of ones (a
+        reduction over the block's middle axis is several times slower).
+        """
+        from_gradient = self._magnitude is None and self.method == "grad_x_input"
+        if from_gradient:
+            block = jacobian(self.module, self.x, guided=False, out=self._block()).abs_()
+        else:
+            block = self.magnitude
+        totals = torch.bmm(block.new_ones(block.shape[0], 1, block.shape[1]), block).squeeze(1)
+        return totals.mul_(self.x) if from_gradient else totals
 
     def groups(self) -> Iterator[tuple[int, slice | np.ndarray]]:
         """``(group, rows)`` for each group present in the batch; ``rows`` is a slice when there is only one."""
@@ -292,6 +348,7 @@ def stream_attributions(
     from .compute import cpu_compute
 
     fed = np.zeros(int(labels.max()) + 1 if len(rows) else 0, dtype=np.int64)
+    workspace = Workspace()  # one attribution block for all batches (reducers reduce it within the batch)
     with (
         tqdm(total=len(rows), desc="saliency", unit="cell", disable=not options.progress) as bar,
         cpu_compute(device, options.n_threads),
@@ -307,7 +364,7 @@ def stream_attributions(
                     raw, positions = raw[torch.from_numpy(with_counts).to(device)], positions[with_counts]
                     if len(positions) == 0:
                         continue
-                batch = CellBatch(module, method, module.prepare_input(raw), labels[positions], positions)
+                batch = CellBatch(module, method, module.prepare_input(raw), labels[positions], positions, workspace)
                 del raw  # not held while the reducers run or the next batch is read
                 if full:
                     batch.magnitude  # noqa: B018 -- computed once, before the reducers share it

@@ -22,6 +22,83 @@ class NullModel:
     n_null: int
 
 
+def _needed_per_bin(bins: np.ndarray, set_columns: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The bins' ids and ``needed[b, s]``, the genes of set ``s`` in expression bin ``b``."""
+    bin_ids = np.unique(bins)
+    if not set_columns:
+        return bin_ids, np.zeros((len(bin_ids), 0), dtype=np.int64)
+    needed = np.stack(
+        [np.bincount(np.searchsorted(bin_ids, bins[cols]), minlength=len(bin_ids)) for cols in set_columns], axis=1
+    )
+    return bin_ids, needed
+
+
+# The last orderings drawn: a set's competitive test and its conditional re-tests draw the same ones.
+_ORDERINGS_CACHE: dict = {}
+_ORDERINGS_CACHE_BYTES = 32 * 2**20  # larger draws are not kept between calls
+
+
+def _orderings(bins: np.ndarray, bin_ids: np.ndarray, needed: np.ndarray, n_null: int, seed: int) -> dict:
+    """Bin -> ``n_null`` x (most genes any set takes from it): the first genes of random orderings of the bin.
+
+    Ordering ``r`` of a bin sorts its genes by ``n_null`` uniform draws per bin (bins taken in order,
+    only those some set draws from); only the first positions any set takes are kept. The draws
+    depend only on ``seed``, ``n_null``, the bins and which of them are drawn from, so repeated
+    tests of one design reuse them.
+    """
+    drawn = needed.any(axis=1)
+    depth = needed.max(axis=1, initial=0)
+    key = (int(seed), int(n_null), bins.tobytes(), drawn.tobytes())
+    cached = _ORDERINGS_CACHE.get(key)
+    if cached is not None and all(cached[b].shape[1] >= depth[b] for b in cached):
+        return {b: ordering[:, : depth[b]] for b, ordering in cached.items()}
+    rng = np.random.default_rng(seed)
+    orderings = {}
+    for b_index in np.flatnonzero(drawn):
+        pool = np.flatnonzero(bins == bin_ids[b_index])
+        keys = rng.random((n_null, len(pool)))
+        k = int(depth[b_index])
+        if k < len(pool):  # the k smallest keys in order: the argsort's first k (keys are distinct floats)
+            first = np.argpartition(keys, k - 1, axis=1)[:, :k]
+            picks = np.take_along_axis(first, np.argsort(np.take_along_axis(keys, first, axis=1), axis=1), axis=1)
+        else:
+            picks = np.argsort(keys, axis=1)
+        orderings[b_index] = pool[picks]
+    _ORDERINGS_CACHE.clear()
+    if sum(o.nbytes for o in orderings.values()) <= _ORDERINGS_CACHE_BYTES:
+        _ORDERINGS_CACHE[key] = orderings
+    return orderings
+
+
+def _null_sums(
+    genes_by_rows: np.ndarray,
+    needed: np.ndarray,
+    orderings: dict,
+    block: np.ndarray,
+    out: np.ndarray,
+    columns: np.ndarray | None = None,
+) -> np.ndarray:
+    """Unscaled null scores of the sets ``block``, added into ``out`` bin by bin.
+
+    One running sum along each bin's orderings (n_null x rows); a set whose count in the bin is
+    ``k`` takes the sum of its first ``k`` positions (the prefix sums, without holding them all).
+    ``out`` is sets x n_null x rows, or, with ``columns`` (the one row of each set), n_null x sets.
+    """
+    for b_index, ordering in orderings.items():
+        counts = needed[b_index, block]
+        if not counts.any():
+            continue
+        running = np.zeros((ordering.shape[0], genes_by_rows.shape[1]))
+        for position in range(int(counts.max())):
+            running += genes_by_rows[ordering[:, position]]
+            for i in np.flatnonzero(counts == position + 1):
+                if columns is None:
+                    out[i] += running
+                else:
+                    out[:, i] += running[:, columns[i]]
+    return out
+
+
 def matched_null(
     z: np.ndarray,
     bins: np.ndarray,
@@ -47,27 +124,14 @@ def matched_null(
     (positively: a high-scoring draw raises every set's p-value), the kind of dependence under
     which Benjamini-Hochberg is known to hold up (Benjamini & Yekutieli 2001).
     """
-    rng = np.random.default_rng(seed)
     live = np.ones(z.shape[0], dtype=bool) if live is None else np.asarray(live, dtype=bool)
     z = np.asarray(z, dtype=np.float64)
     n_nodes, n_sets = z.shape[0], len(set_columns)
-    bin_ids = np.unique(bins)
-    # needed[b, s]: genes of set s in expression bin b
-    needed = (
-        np.stack(
-            [np.bincount(np.searchsorted(bin_ids, bins[cols]), minlength=len(bin_ids)) for cols in set_columns], axis=1
-        )
-        if n_sets
-        else np.zeros((len(bin_ids), 0), dtype=np.int64)
-    )
+    bin_ids, needed = _needed_per_bin(bins, set_columns)
+    orderings = _orderings(bins, bin_ids, needed, n_null, seed)
     genes_by_nodes = np.ascontiguousarray(z.T)
-    orderings = {}  # bin -> n_null x (most genes any set takes from it): random orderings of its genes
-    for b_index, b in enumerate(bin_ids):
-        if needed[b_index].any():
-            pool = np.flatnonzero(bins == b)
-            picks = np.argsort(rng.random((n_null, len(pool))), axis=1)[:, : int(needed[b_index].max())]
-            orderings[b_index] = pool[picks]
     observed = set_enrichment(z, set_columns)
+    sizes = np.array([len(c) for c in set_columns], dtype=np.float64)
     shape = (n_nodes, n_sets)
     model = NullModel(
         mean=np.empty(shape),
@@ -78,26 +142,43 @@ def matched_null(
     )
     for first in range(0, n_sets, _NULL_SET_BLOCK):  # sets in blocks: memory bounded for any collection
         block = np.arange(first, min(first + _NULL_SET_BLOCK, n_sets))
-        null_sums = np.zeros((len(block), n_null, n_nodes))
-        for b_index, ordering in orderings.items():
-            counts = needed[b_index, block]
-            taking = np.flatnonzero(counts)
-            if len(taking) == 0:
-                continue
-            # Prefix sums along each ordering, laid out (position, draw, node) so that both the
-            # running sum and the pick of each set's prefix move whole contiguous slabs.
-            prefix = np.cumsum(genes_by_nodes[ordering[:, : counts.max()].T], axis=0)  # longest x n_null x nodes
-            null_sums[taking] += prefix[counts[taking] - 1]
-        for i, s in enumerate(block):
-            null = null_sums[i] / np.sqrt(len(set_columns[s]))  # n_null x nodes
-            mean, sd = null.mean(axis=0), null.std(axis=0)
-            model.mean[:, s], model.sd[:, s] = mean, sd
-            model.n_exceeding[:, s] = (null >= observed[:, s]).sum(axis=0)
-            scale = np.where(sd > 0, sd, np.inf)
-            best_null = ((null - mean) / scale)[:, live].max(axis=1, initial=-np.inf)
-            best_observed = ((observed[:, s] - mean) / scale)[live].max(initial=-np.inf)
-            model.best_exceeding[s] = (best_null >= best_observed).sum()
+        null = _null_sums(genes_by_nodes, needed, orderings, block, np.zeros((len(block), n_null, n_nodes)))
+        null /= np.sqrt(sizes[block])[:, None, None]  # block x n_null x nodes
+        mean, sd = null.mean(axis=1), null.std(axis=1)  # block x nodes
+        seen = observed[:, block].T
+        model.mean[:, block], model.sd[:, block] = mean.T, sd.T
+        model.n_exceeding[:, block] = (null >= seen[:, None, :]).sum(axis=1).T
+        scale = np.where(sd > 0, sd, np.inf)
+        null -= mean[:, None, :]
+        null /= scale[:, None, :]
+        best_null = null[:, :, live].max(axis=2, initial=-np.inf)  # block x n_null
+        best_observed = ((seen - mean) / scale)[:, live].max(axis=1, initial=-np.inf)
+        model.best_exceeding[block] = (best_null >= best_observed[:, None]).sum(axis=1)
     return model
+
+
+def null_z_at(
+    z: np.ndarray, bins: np.ndarray, set_columns: list[np.ndarray], rows: np.ndarray, *, n_null: int, seed: int = 0
+) -> np.ndarray:
+    """Per set ``s``, the ``null_z`` of :func:`competitive_test` on row ``rows[s]`` only.
+
+    The same draws and numbers as the full test's entry ``[rows[s], s]``, without scoring every
+    row (the conditional re-tests ask for one node per reduced set).
+    """
+    z = np.asarray(z, dtype=np.float64)
+    rows = np.asarray(rows, dtype=np.int64)
+    bin_ids, needed = _needed_per_bin(bins, set_columns)
+    orderings = _orderings(bins, bin_ids, needed, n_null, seed)
+    used, local = np.unique(rows, return_inverse=True)
+    genes_by_rows = np.ascontiguousarray(z[used].T)  # genes x the rows asked for
+    sizes = np.array([len(c) for c in set_columns], dtype=np.float64)
+    sets = np.arange(len(set_columns))
+    # n_null x sets, reduced over draws as the full test reduces each column: the same numbers.
+    null = _null_sums(genes_by_rows, needed, orderings, sets, np.zeros((n_null, len(sets))), columns=local)
+    null /= np.sqrt(sizes)
+    mean, sd = null.mean(axis=0), null.std(axis=0)
+    observed = np.array([z[:, cols].sum(axis=1)[r] for r, cols in zip(rows, set_columns, strict=True)]) / np.sqrt(sizes)
+    return (observed - mean) / np.where(sd > 0, sd, np.inf)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from .._defaults import FDR
-from ._null import MatchedSets, competitive_test
+from ._null import MatchedSets, competitive_test, null_z_at
 from ._stats import benjamini_hochberg, null_floor
 
 CONDITIONAL_ROUNDS = 3  # greedy conditioning: at most this many rounds until the accepted sets stop changing
@@ -63,11 +63,13 @@ def conditional_pvalues(
         for node, s in pairs:
             result[node, s] = 1.0  # too few own genes, unless re-tested below
         if testable:
+            # The competitive test of the reduced sets, each on its own node only (the same numbers).
             columns = [reduced[i] for i in testable]
-            test = competitive_test(z, MatchedSets(columns, sets.bins, sets.n_null, seed))
+            nodes = np.array([pairs[i][0] for i in testable])
+            retest = norm.sf(null_z_at(z, sets.bins, columns, nodes, n_null=sets.n_null, seed=seed))
             for k, i in enumerate(testable):
                 node, s = pairs[i]
-                result[node, s] = max(pvalue[node, s], float(norm.sf(test.null_z[node, k])))
+                result[node, s] = max(pvalue[node, s], float(retest[k]))
         now = called & (result <= threshold)
         if (now == accepted).all():
             return result

@@ -218,3 +218,27 @@ def test_expression_shift_reducer_matches_numpy_and_merges_exactly():
     (b,) = stream(module, counts, [ExpressionShift(2, 4, 11, weights)], labels=second)
     a.merge(b)
     np.testing.assert_allclose(a.pooled(), whole.pooled(), rtol=1e-10)
+
+
+@pytest.mark.parametrize("method", ["grad_x_input", "guided"])
+def test_cell_activity_alone_matches_the_full_attribution_block(method):
+    # Without a reducer that reads the whole block, the activity sums |gradient| over nodes and
+    # scales by the input (grad_x_input); the numbers are those of the full block, and batches
+    # written into one reused buffer (uneven last batch) leave nothing behind.
+    from scdeconv._module.reducers import CellActivity
+    from scdeconv.scoring import cell_activity
+
+    module = random_network()
+    counts = np.random.default_rng(5).poisson(2.0, size=(23, 11)).astype(np.float32)
+    bins = np.repeat(np.arange(3), [4, 4, 3])
+    sets = [np.array([0, 4, 8]), np.array([1, 2, 9, 10])]
+    labels = np.arange(23) % 2
+    (alone,) = stream(module, counts, [CellActivity(23, 2, bins, sets)], labels=labels, method=method, batch_size=4)
+    with_block, _ = stream(module, counts, [CellActivity(23, 2, bins, sets), AttributionProfile(2, 4, 11)],
+                           labels=labels, method=method, batch_size=4)  # fmt: skip
+    x = module.prepare_input(torch.from_numpy(counts)).double()
+    totals = attribution(module.double(), x, method=method).abs().sum(dim=1).numpy()
+    expected, gene_z = cell_activity(totals, bins, sets)
+    for reducer in (alone, with_block):
+        np.testing.assert_allclose(reducer.activity, expected, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(reducer.gene_z[0], gene_z[labels == 0].sum(axis=0), rtol=1e-4, atol=1e-4)
