@@ -64,7 +64,7 @@ def conditional_pvalues(
             result[node, s] = 1.0  # too few own genes, unless re-tested below
         if testable:
             columns = [reduced[i] for i in testable]
-            test = competitive_test(z, MatchedSets(columns, sets.bins, sets.n_null, seed))
+            test = competitive_test(z, MatchedSets(columns, sets.bins, sets.n_null, seed, sets.modules))
             for k, i in enumerate(testable):
                 node, s = pairs[i]
                 result[node, s] = max(pvalue[node, s], float(norm.sf(test.null_z[node, k])))
