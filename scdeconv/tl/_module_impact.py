@@ -278,8 +278,8 @@ def module_impact(
     check_choice("profile", profile, Profile)
     check_choice("null", null, NullModelKind)
     integral = isinstance(n_modules, int | np.integer) and not isinstance(n_modules, bool)
-    if null == "coexpression" and not (integral and n_modules >= 2):
-        raise ValueError(f"n_modules must be an integer of at least 2 for null='coexpression', not {n_modules!r}.")
+    if not (integral and n_modules >= 2):
+        raise ValueError(f"n_modules must be an integer of at least 2, not {n_modules!r}.")
     if profile == "expression" and (score != "enrichment" or node_cells != "active"):
         raise ValueError(
             "profile='expression' compares each node's active cells with all cells and scores sets by "
@@ -350,7 +350,7 @@ def module_impact(
             "n_bins": int(n_bins),
             "n_null": int(n_null) if score == "enrichment" else 0,
             "null": null,
-            "n_modules": int(n_modules) if null == "coexpression" else 0,
+            "n_modules": int(n_modules),
             "node_cells": node_cells if score == "enrichment" else "all",
             "seed": int(seed),
             "activity_key": activity_key or "",
