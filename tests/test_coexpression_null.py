@@ -90,3 +90,20 @@ def test_module_impact_rejects_bad_null_settings(counts_adata, kw, message):
     sd.tl.train_autoencoder(counts_adata, **FAST)
     with pytest.raises(ValueError, match=message):
         sd.tl.module_impact(counts_adata, **{"null": "coexpression", **kw}, progress=False)
+
+
+def test_coexpression_null_is_the_same_streamed_in_chunks_from_disk(counts_factory, tmp_path):
+    import anndata
+
+    memory = counts_factory(n_cells=150, seed=3)
+    memory.X = memory.X.toarray()
+    sd.tl.train_autoencoder(memory, **FAST)
+    path = tmp_path / "data.h5ad"
+    memory.write_h5ad(path)
+    backed = anndata.read_h5ad(path, backed="r")
+    kw = dict(null="coexpression", n_modules=3, n_null=30, activity_key=None, progress=False)
+    sd.tl.module_impact(memory, **kw)
+    sd.tl.module_impact(backed, chunk_size=40, **kw)
+    first, second = memory.uns["scdeconv_impact"], backed.uns["scdeconv_impact"]
+    np.testing.assert_array_equal(first["gene_modules"], second["gene_modules"])
+    np.testing.assert_allclose(first["null_z"], second["null_z"], rtol=1e-5, atol=1e-6)
