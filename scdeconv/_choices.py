@@ -18,6 +18,7 @@ Method = Literal["guided", "gradient", "grad_x_input", "integrated_gradients"]
 # Tools.
 Score = Literal["enrichment", "median"]
 Profile = Literal["attribution", "expression"]
+NullModelKind = Literal["expression", "coexpression"]  # random sets matched on expression bins or co-expression
 NodeCells = Literal["active", "all"]
 RankBy = Literal["expression", "contrast", "active", "mean"]
 AttributionRanking = Literal["contrast", "active", "mean"]

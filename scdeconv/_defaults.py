@@ -23,6 +23,10 @@ MIN_ACTIVE_FRACTION = 0.005
 N_BINS = 10
 # Random expression-matched gene sets per (node, set) in the null model.
 N_NULL = 1000
+# null="coexpression": co-expression modules of the model's genes, clustered from the expression of
+# a random half of the cells (at most MODULE_CELLS of them).
+N_MODULES = 20
+MODULE_CELLS = 2000
 # Significance level of the reports and plots that mark calls.
 FDR = 0.05
 # A sample (donor) enters a sample-level group test for a group where it has at least this many

@@ -243,3 +243,29 @@ def pooled_groups(reducer: Reducer, groups: Sequence[Sequence[int]]) -> Reducer:
         values = getattr(reducer, name)
         setattr(pooled, name, np.stack([values[np.asarray(list(g), dtype=np.int64)].sum(axis=0) for g in groups]))
     return pooled
+
+
+class InputSample(Reducer):
+    """The encoder input of a fixed sample of cells (``positions``, rows of the streamed matrix), float32.
+
+    What co-expression modules are computed from (:func:`scdeconv.scoring.coexpression_modules`);
+    rows of cells not fed stay 0, so samples fed disjoint cells merge by addition.
+    """
+
+    needs_magnitude = False
+    summed = ("rows",)
+
+    def __init__(self, positions: np.ndarray, n_genes: int):
+        self.positions = np.sort(np.asarray(positions, dtype=np.int64))
+        self.rows = np.zeros((len(self.positions), n_genes), dtype=np.float32)
+
+    def block_width(self, n_genes: int) -> int:
+        return 1  # holds no attribution block: batches are sized by the other reducers
+
+    def update(self, batch: CellBatch) -> None:
+        positions = np.asarray(batch.positions)
+        keep = np.isin(positions, self.positions)
+        if keep.any():
+            where = np.searchsorted(self.positions, positions[keep])
+            rows = torch.as_tensor(np.flatnonzero(keep), device=batch.x.device)
+            self.rows[where] = batch.x[rows].float().cpu().numpy()

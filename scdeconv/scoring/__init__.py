@@ -12,13 +12,15 @@ Two impact scores are built here from attributions streamed by :mod:`scdeconv._m
   dominate the paper's median.
 
 Modules: ``_profiles`` (bins, z-scores, Stouffer sums, per-cell activity), ``_nodes`` (active
-cells, dead nodes), ``_null`` (matched random sets and the competitive test), ``_stats`` (Welch
+cells, dead nodes), ``_null`` (matched random sets and the competitive test), ``_coexpression``
+(the co-expression modules random sets can be matched on), ``_stats`` (Welch
 from moments, Benjamini-Hochberg), ``_significance`` (module_impact's tables), ``_group_tests``
 (group_diff's tests) and ``_display`` (the paper's display transforms).
 """
 
 from __future__ import annotations
 
+from ._coexpression import coexpression_modules
 from ._display import minmax_per_set, scaled_difference, visible_nodes
 from ._group_tests import (
     SampleDesign,
@@ -37,7 +39,7 @@ from ._nodes import (
     node_status,
     redundant_nodes,
 )
-from ._null import CompetitiveTest, MatchedSets, NullModel, competitive_test, matched_null
+from ._null import CompetitiveTest, MatchedSets, NullModel, competitive_test, matched_null, module_null
 from ._profiles import (
     active_expression_shift,
     binned_zscores,
@@ -62,6 +64,7 @@ __all__ = [
     "benjamini_hochberg",
     "binned_zscores",
     "cell_activity",
+    "coexpression_modules",
     "competitive_test",
     "direction",
     "expression_bins",
@@ -72,6 +75,7 @@ __all__ = [
     "matched_null",
     "min_active_cells",
     "minmax_per_set",
+    "module_null",
     "node_set_tests",
     "node_statistics",
     "node_status",

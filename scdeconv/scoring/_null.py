@@ -132,14 +132,7 @@ def matched_null(
     genes_by_nodes = np.ascontiguousarray(z.T)
     observed = set_enrichment(z, set_columns)
     sizes = np.array([len(c) for c in set_columns], dtype=np.float64)
-    shape = (n_nodes, n_sets)
-    model = NullModel(
-        mean=np.empty(shape),
-        sd=np.empty(shape),
-        n_exceeding=np.empty(shape, dtype=np.int64),
-        best_exceeding=np.empty(n_sets, dtype=np.int64),
-        n_null=n_null,
-    )
+    model = _empty_model(n_nodes, n_sets, n_null)
     for first in range(0, n_sets, _NULL_SET_BLOCK):  # sets in blocks: memory bounded for any collection
         block = np.arange(first, min(first + _NULL_SET_BLOCK, n_sets))
         null = _null_sums(genes_by_nodes, needed, orderings, block, np.zeros((len(block), n_null, n_nodes)))
@@ -154,6 +147,74 @@ def matched_null(
         best_null = null[:, :, live].max(axis=2, initial=-np.inf)  # block x n_null
         best_observed = ((seen - mean) / scale)[:, live].max(axis=1, initial=-np.inf)
         model.best_exceeding[block] = (best_null >= best_observed[:, None]).sum(axis=1)
+    return model
+
+
+def _empty_model(n_nodes: int, n_sets: int, n_null: int) -> NullModel:
+    shape = (n_nodes, n_sets)
+    return NullModel(
+        mean=np.empty(shape),
+        sd=np.empty(shape),
+        n_exceeding=np.empty(shape, dtype=np.int64),
+        best_exceeding=np.empty(n_sets, dtype=np.int64),
+        n_null=n_null,
+    )
+
+
+def _summarise(model: NullModel, s: int, null: np.ndarray, observed: np.ndarray, live: np.ndarray) -> None:
+    """Write set ``s``'s null summaries from its random sets' scores (``n_null`` x nodes)."""
+    mean, sd = null.mean(axis=0), null.std(axis=0)
+    model.mean[:, s], model.sd[:, s] = mean, sd
+    model.n_exceeding[:, s] = (null >= observed).sum(axis=0)
+    scale = np.where(sd > 0, sd, np.inf)
+    best_null = ((null - mean) / scale)[:, live].max(axis=1, initial=-np.inf)
+    best_observed = ((observed - mean) / scale)[live].max(initial=-np.inf)
+    model.best_exceeding[s] = (best_null >= best_observed).sum()
+
+
+def module_null(
+    z: np.ndarray,
+    modules: np.ndarray,
+    set_columns: list[np.ndarray],
+    *,
+    n_null: int,
+    live: np.ndarray | None = None,
+    seed: int = 0,
+) -> NullModel:
+    """Score random gene sets matched to each set on size and co-expression modules.
+
+    Each random set replaces every gene of the set by a gene drawn from the same co-expression
+    module (``modules``, one label per gene, e.g. :func:`coexpression_modules`) among the genes
+    not in the set, without replacement within a random set (with replacement where the module
+    has fewer such genes than the set takes from it; from all genes outside the set where it has
+    none). A random set therefore keeps the set's co-expression structure: a set scores only when
+    its genes stand out from genes that move like them, not merely because they move together.
+    Scored like the set (Stouffer sum of ``z``) and summarised as :func:`matched_null` does.
+    """
+    rng = np.random.default_rng(seed)
+    live = np.ones(z.shape[0], dtype=bool) if live is None else np.asarray(live, dtype=bool)
+    z = np.asarray(z, dtype=np.float64)
+    modules = np.asarray(modules)
+    n_nodes, n_genes = z.shape
+    genes_by_nodes = np.ascontiguousarray(z.T)
+    observed = set_enrichment(z, set_columns)
+    model = _empty_model(n_nodes, len(set_columns), n_null)
+    for s, cols in enumerate(set_columns):
+        cols = np.asarray(cols, dtype=np.int64)
+        outside = np.ones(n_genes, dtype=bool)
+        outside[cols] = False
+        sums = np.zeros((n_null, n_nodes))
+        labels, counts = np.unique(modules[cols], return_counts=True)
+        for label, count in zip(labels, counts, strict=True):
+            pool = np.flatnonzero((modules == label) & outside)
+            if len(pool) == 0:
+                pool = np.flatnonzero(outside) if outside.any() else cols
+            if len(pool) >= count:
+                picks = pool[np.argsort(rng.random((n_null, len(pool))), axis=1)[:, :count]]
+            else:
+                picks = pool[rng.integers(0, len(pool), size=(n_null, count))]
+            sums += genes_by_nodes[picks].sum(axis=1)  # n_null x nodes
+        _summarise(model, s, sums / np.sqrt(len(cols)), observed[:, s], live)
     return model
 
 
@@ -187,12 +248,15 @@ class MatchedSets:
 
     ``set_columns``: per set, the column indices of its genes; ``bins``: each gene's expression bin
     (random sets match a set's count per bin); ``n_null`` random sets per set, drawn with ``seed``.
+    With ``modules`` (a co-expression module label per gene), random sets match the set's count
+    per module instead (:func:`module_null`), not per expression bin.
     """
 
     set_columns: list[np.ndarray]
     bins: np.ndarray
     n_null: int
     seed: int = 0
+    modules: np.ndarray | None = None
 
 
 @dataclass
@@ -214,7 +278,8 @@ def competitive_test(
     The one competitive test of the package (module_impact's null model and both group tests): the
     set's Stouffer sum of ``gene_values`` (rows x genes: a node's z-scored profile, or a change per
     gene) is standardised by the mean and SD of ``sets.n_null`` random sets of the same size and
-    expression-bin composition (:func:`matched_null`). Genes are exchangeable under this null, as in
+    expression-bin composition (:func:`matched_null`), or co-expression-module composition when
+    ``sets.modules`` is given (:func:`module_null`). Under the first, genes are exchangeable, as in
     GSEA's gene permutation: co-expressed genes outside any programme can still raise a set's score.
     ``live`` rows (default all) are those a max-statistic over rows looks at (``best_exceeding``).
     """
@@ -222,7 +287,10 @@ def competitive_test(
 
     gene_values = np.atleast_2d(np.asarray(gene_values, dtype=np.float64))
     observed = set_enrichment(gene_values, sets.set_columns)
-    null = matched_null(gene_values, sets.bins, sets.set_columns, n_null=sets.n_null, live=live, seed=sets.seed)
+    if sets.modules is None:
+        null = matched_null(gene_values, sets.bins, sets.set_columns, n_null=sets.n_null, live=live, seed=sets.seed)
+    else:
+        null = module_null(gene_values, sets.modules, sets.set_columns, n_null=sets.n_null, live=live, seed=sets.seed)
     null_z = (observed - null.mean) / np.where(null.sd > 0, null.sd, np.inf)
     return CompetitiveTest(
         observed=observed,

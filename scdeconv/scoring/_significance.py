@@ -66,7 +66,11 @@ def conditional_pvalues(
             # The competitive test of the reduced sets, each on its own node only (the same numbers).
             columns = [reduced[i] for i in testable]
             nodes = np.array([pairs[i][0] for i in testable])
-            retest = norm.sf(null_z_at(z, sets.bins, columns, nodes, n_null=sets.n_null, seed=seed))
+            if sets.modules is None:
+                retest = norm.sf(null_z_at(z, sets.bins, columns, nodes, n_null=sets.n_null, seed=seed))
+            else:  # the co-expression null: the full test of the reduced sets, read at their own nodes
+                test = competitive_test(z, MatchedSets(columns, sets.bins, sets.n_null, seed, sets.modules))
+                retest = norm.sf(test.null_z[nodes, np.arange(len(testable))])
             for k, i in enumerate(testable):
                 node, s = pairs[i]
                 result[node, s] = max(pvalue[node, s], float(retest[k]))

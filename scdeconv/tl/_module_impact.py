@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from .._choices import Method, NodeCells, Profile, Score, check_choice
-from .._defaults import N_BINS, N_NULL
+from .._choices import Method, NodeCells, NullModelKind, Profile, Score, check_choice
+from .._defaults import MODULE_CELLS, N_BINS, N_MODULES, N_NULL
 from .._docs import inject_docs
 from .._keys import ACTIVITY_KEY, IMPACT_KEY, MODEL_KEY, node_names
 from .._logging import logger
@@ -21,6 +21,7 @@ from ..scoring import (
     MatchedSets,
     active_cells,
     binned_zscores,
+    coexpression_modules,
     expression_bins,
     impact_significance,
     node_statistics,
@@ -88,6 +89,16 @@ def group_impact(
     return np.stack([profile_enrichment(p, bins, set_columns) for p in profiles])
 
 
+def module_sample(labels: np.ndarray, seed: int) -> np.ndarray:
+    """Rows of the cells whose expression the co-expression modules come from: a random half of the scored cells.
+
+    At most ``MODULE_CELLS`` of them, drawn with ``seed``; the other half is never looked at.
+    """
+    scored = np.flatnonzero(np.asarray(labels) >= 0)
+    n_sample = min(MODULE_CELLS, max(len(scored) // 2, min(len(scored), 2)))
+    return np.sort(np.random.default_rng(seed).choice(scored, n_sample, replace=False))
+
+
 @inject_docs
 def module_impact(
     adata: AnnData,
@@ -101,6 +112,8 @@ def module_impact(
     min_size: int = 3,
     n_bins: int = N_BINS,
     n_null: int = N_NULL,
+    null: NullModelKind = "expression",
+    n_modules: int = N_MODULES,
     node_cells: NodeCells = "active",
     seed: int = 0,
     activity_key: str | None = ACTIVITY_KEY,
@@ -145,9 +158,15 @@ def module_impact(
     levels would. Its significance comes from a null model: ``n_null`` random gene sets with the
     set's size and expression-bin composition are scored on the same node, giving ``null_z``, a
     one-sided ``pvalue`` (normal tail of the null), an empirical p-value and a Benjamini-Hochberg
-    ``fdr`` over all live (node, set) pairs. Random genes are treated as exchangeable, so
-    co-regulated genes outside any program can still inflate scores (a competitive null, as in
-    GSEA's gene permutation); read small FDRs of large, overlapping sets with that in mind.
+    ``fdr`` over all live (node, set) pairs. With ``null="expression"`` (default) random genes are
+    treated as exchangeable, so co-regulated genes outside any program can still inflate scores (a
+    competitive null, as in GSEA's gene permutation): a set drawn from a co-expression module that
+    a node encodes scores whatever its genes are. ``null="coexpression"`` matches the random sets
+    on co-expression instead: each gene of the set is replaced by a random gene of its
+    co-expression module (``n_modules`` modules of the model's genes, clustered from the
+    expression of a random half of the cells), so a set is called only where its genes stand out
+    from genes that move like them; its false calls on real data, and the calls it keeps, are
+    measured in ``benchmarks/decoys.py``.
 
     How well each score and setting recovers planted programmes is measured in
     ``benchmarks/RESULTS.md`` (and the documentation page built from it).
@@ -182,6 +201,16 @@ def module_impact(
     n_null
         Random expression-matched gene sets per (node, set) for the null model
         (``score="enrichment"`` only; ``0`` skips it).
+    null
+        What the random gene sets match besides the set's size: ``"expression"`` (default), the
+        set's count of genes per expression bin; ``"coexpression"``, its count of genes per
+        co-expression module (:func:`scdeconv.scoring.coexpression_modules`; the conditional
+        re-tests use the same modules). Either way the set's score is the same; only its null
+        distribution changes.
+    n_modules
+        Co-expression modules for ``null="coexpression"`` (k-means of the genes' loadings on the
+        first principal components of the expression of a random half of the cells, at most
+        2000 cells, drawn with ``seed``).
     node_cells
         Cells each node's profile describes (``score="enrichment"``):
         ``"active"`` (default), the quarter of cells where the node's activation is highest, so a
@@ -222,6 +251,8 @@ def module_impact(
     ``null_z``, ``pvalue``, ``pvalue_empirical``, ``fdr``
         DataFrames nodes x gene sets from the null model (``score="enrichment"``, ``n_null > 0``);
         NaN for dead nodes.
+    ``gene_modules``
+        With ``null="coexpression"``: the co-expression module of each model gene (integers).
     ``set_stats``
         DataFrame per gene set: ``best_node``, its ``null_z``, ``pvalue`` and ``fdr`` for "some
         node encodes this set" (Sidak over nodes, BH over sets) and ``pvalue_empirical``
@@ -247,6 +278,10 @@ def module_impact(
     check_choice("score", score, Score)
     check_choice("node_cells", node_cells, NodeCells)
     check_choice("profile", profile, Profile)
+    check_choice("null", null, NullModelKind)
+    integral = isinstance(n_modules, int | np.integer) and not isinstance(n_modules, bool)
+    if not (integral and n_modules >= 2):
+        raise ValueError(f"n_modules must be an integer of at least 2, not {n_modules!r}.")
     if score == "median":
         profile = "attribution"  # the paper's per-cell medians of |attribution|: no gene profile to choose
     elif profile == "expression" and node_cells != "active":
@@ -279,15 +314,18 @@ def module_impact(
     scores = score_reducer(
         score, n_groups, n_nodes, set_columns, n_genes=len(genes), node_weights=weights, profile=profile
     )
-    from .._module.reducers import CellActivity, ExpressionShift
+    from .._module.reducers import CellActivity, ExpressionShift, InputSample
 
     # The direction of every (node, set) needs the expression shift; no attributions, so it adds
     # no Jacobian work and leaves the attribution scores exactly as they were.
     shift = scores if isinstance(scores, ExpressionShift) else ExpressionShift(n_groups, n_nodes, len(genes), active)
     activity = CellActivity(adata.n_obs, n_groups, bins, set_columns) if activity_key is not None else None
+    sample = None
+    if null == "coexpression" and score == "enrichment" and n_null > 0:
+        sample = InputSample(module_sample(labels, seed), len(genes))
     n_cells = saliency_pass(
         adata,
-        [r for r in (scores, activity, shift if shift is not scores else None) if r is not None],
+        [r for r in (scores, activity, shift if shift is not scores else None, sample) if r is not None],
         model_key=model_key,
         labels=labels,
         n_groups=n_groups,
@@ -314,6 +352,8 @@ def module_impact(
             "min_size": int(min_size),
             "n_bins": int(n_bins),
             "n_null": int(n_null) if score == "enrichment" else 0,
+            "null": null,
+            "n_modules": int(n_modules),
             "node_cells": node_cells if score == "enrichment" else "all",
             "seed": int(seed),
             "activity_key": activity_key or "",
@@ -328,7 +368,12 @@ def module_impact(
         "direction": set_directions(shift, bins, set_columns, names, dead),
     }
     if score == "enrichment" and n_null > 0:
-        result.update(impact_significance(pooled, impact, dead, MatchedSets(set_columns, bins, n_null, seed)))
+        modules = None
+        if sample is not None:
+            modules = coexpression_modules(sample.rows, n_modules, seed=seed)
+            result["gene_modules"] = modules
+        design = MatchedSets(set_columns, bins, n_null, seed, modules)
+        result.update(impact_significance(pooled, impact, dead, design))
     if activity is not None:
         adata.obsm[activity_key] = pd.DataFrame(activity.activity, index=adata.obs_names, columns=names)
     if groupby is not None:

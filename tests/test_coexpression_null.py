@@ -1,0 +1,109 @@
+"""The co-expression null (``null="coexpression"``): modules, module-matched random sets, module_impact."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+import scdeconv as sd
+from scdeconv.scoring import MatchedSets, coexpression_modules, competitive_test, module_null
+
+FAST = dict(n_latent=8, n_hidden=(16,), max_epochs=4, batch_size=32, progress=False)
+
+
+def test_module_null_matches_a_hand_enumeration():
+    # Two modules of three genes; the set {0, 3} takes one gene from each, so every random set is
+    # one of {1, 2} x {4, 5}: four equally likely Stouffer sums.
+    z = np.array([[3.0, 1.0, -1.0, 2.0, 0.5, -0.5], [0.0, 2.0, 0.0, 0.0, 0.0, 4.0], [9.0, 0, 0, 9.0, 0, 0]])
+    modules = np.array([0, 0, 0, 1, 1, 1])
+    null = module_null(z, modules, [np.array([0, 3])], n_null=4000, seed=0)
+    combos = np.array([[z[r, a] + z[r, b] for a, b in itertools.product((1, 2), (4, 5))] for r in range(3)]) / np.sqrt(
+        2
+    )
+    np.testing.assert_allclose(null.mean[:, 0], combos.mean(axis=1), atol=0.05)
+    np.testing.assert_allclose(null.sd[:, 0], combos.std(axis=1), atol=0.05)
+    # Node 0: the set (5 / sqrt 2) beats every random set; node 1: every random set reaches its 0.
+    assert null.n_exceeding[0, 0] == 0 and null.n_exceeding[1, 0] == 4000
+    # Node 2: only the set's own genes are non-zero, and no random set ever draws them.
+    assert null.mean[2, 0] == 0 and null.sd[2, 0] == 0
+    # Reproducible with the seed.
+    again = module_null(z, modules, [np.array([0, 3])], n_null=4000, seed=0)
+    np.testing.assert_array_equal(null.n_exceeding, again.n_exceeding)
+
+
+def test_module_null_calls_a_planted_set_but_not_a_module_that_merely_moves():
+    # A node lifts a whole 40-gene module by 1.5; a planted set of 15 of its genes lifts a further 2.
+    rng = np.random.default_rng(3)
+    n_genes = 400
+    modules = np.repeat(np.arange(10), 40)
+    z = rng.standard_normal((2, n_genes))
+    z[0, modules == 0] += 1.5
+    planted = np.arange(15)
+    z[0, planted] += 2.0
+    bystander = np.arange(20, 35)  # 15 genes of the lifted module with nothing of their own
+    bins = np.zeros(n_genes, dtype=np.int64)
+    columns = [planted, bystander]
+    exchangeable = competitive_test(z, MatchedSets(columns, bins, 1000, 0))
+    matched = competitive_test(z, MatchedSets(columns, bins, 1000, 0, modules))
+    assert exchangeable.pvalue[0, 0] < 1e-4 and exchangeable.pvalue[0, 1] < 1e-4  # both "called"
+    assert matched.pvalue[0, 0] < 1e-4  # the planted set still stands out from its module
+    assert matched.pvalue[0, 1] > 0.01  # the bystander does not
+
+
+def test_coexpression_modules_recover_planted_blocks():
+    rng = np.random.default_rng(4)
+    factors = rng.standard_normal((300, 3))
+    loadings = np.kron(np.eye(3), np.ones((1, 12)))  # three blocks of 12 genes
+    x = factors @ loadings + 0.5 * rng.standard_normal((300, 36))
+    labels = coexpression_modules(x, 3, seed=0)
+    for block in range(3):
+        assert len(set(labels[block * 12 : (block + 1) * 12])) == 1
+    assert len(set(labels)) == 3
+
+
+def test_module_impact_coexpression_null_is_recorded(counts_adata):
+    sd.tl.train_autoencoder(counts_adata, **FAST)
+    gene_sets = {"A": list(counts_adata.var_names[:10]), "B": list(counts_adata.var_names[10:25])}
+    sd.tl.module_impact(
+        counts_adata,
+        gene_sets=gene_sets,
+        null="coexpression",
+        n_modules=4,
+        n_null=50,
+        profile="expression",
+        progress=False,
+    )
+    result = counts_adata.uns["scdeconv_impact"]
+    assert result["params"]["null"] == "coexpression" and result["params"]["n_modules"] == 4
+    assert result["gene_modules"].shape == (counts_adata.n_vars,) and set(result["gene_modules"]) <= set(range(4))
+    assert result["null_z"].shape == (8, 2) and "fdr_conditional" in result["set_stats"]
+    sd.tl.module_impact(counts_adata, gene_sets=gene_sets, n_null=50, progress=False, key_added="plain")
+    assert (
+        counts_adata.uns["plain"]["params"]["null"] == "expression" and "gene_modules" not in counts_adata.uns["plain"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"), [({"null": "camera"}, "null must be one of"), ({"n_modules": 1}, "n_modules")]
+)
+def test_module_impact_rejects_bad_null_settings(counts_adata, kw, message):
+    sd.tl.train_autoencoder(counts_adata, **FAST)
+    with pytest.raises(ValueError, match=message):
+        sd.tl.module_impact(counts_adata, **{"null": "coexpression", **kw}, progress=False)
+
+
+def test_coexpression_null_is_the_same_streamed_in_chunks_from_disk(counts_factory, tmp_path):
+    import anndata
+
+    memory = counts_factory(n_cells=150, seed=3)
+    memory.X = memory.X.toarray()
+    sd.tl.train_autoencoder(memory, **FAST)
+    path = tmp_path / "data.h5ad"
+    memory.write_h5ad(path)
+    backed = anndata.read_h5ad(path, backed="r")
+    kw = dict(null="coexpression", n_modules=3, n_null=30, activity_key=None, progress=False)
+    sd.tl.module_impact(memory, **kw)
+    sd.tl.module_impact(backed, chunk_size=40, **kw)
+    first, second = memory.uns["scdeconv_impact"], backed.uns["scdeconv_impact"]
+    np.testing.assert_array_equal(first["gene_modules"], second["gene_modules"])
+    np.testing.assert_allclose(first["null_z"], second["null_z"], rtol=1e-5, atol=1e-6)
