@@ -66,8 +66,12 @@ def test_sample_level_set_tests_are_tests_of_donor_means(trained_adata, nested):
     activity = sd.get.activity(adata)[:, list(tests.index)].X
     ery, mono = _donor_means(adata, activity, "ery"), _donor_means(adata, activity, "mono")
     expected = ttest_ind(ery, mono, axis=0, equal_var=False) if nested else ttest_rel(ery, mono, axis=0)
-    np.testing.assert_allclose(tests["pvalue_samples"], expected.pvalue, rtol=1e-6)
-    np.testing.assert_allclose(tests["mean_activity1"], ery.mean(0), rtol=1e-6, atol=1e-9)
+    # group_diff's pass and module_impact's compute the float32 activity in different orders (the
+    # impact's sums |gradient| over nodes before the input product: no attribution block is needed
+    # for the expression profile), so the two agree to float32 rounding: p-values measured within
+    # 7e-6 relative, hence 1e-4.
+    np.testing.assert_allclose(tests["pvalue_samples"], expected.pvalue, rtol=1e-4)
+    np.testing.assert_allclose(tests["mean_activity1"], ery.mean(0), rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(tests["pvalue"], np.fmax(tests["pvalue_samples"], tests["pvalue_competitive"]))
     assert "pvalue_mw" not in tests
     assert (tests["direction"] == np.where(tests["effect"] > 0, "up", "down")).all()
