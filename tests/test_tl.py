@@ -409,3 +409,18 @@ def test_reconstruction_matches_numpy(counts_adata):
 
     expected = 1 - dev(mu)[:, g].sum() / dev(base)[:, g].sum()
     np.testing.assert_allclose(quality["gene_deviance_explained"][g], expected, rtol=1e-6)
+
+
+def test_stability_rescores_retrained_models_as_the_reference_was_scored():
+    # The retrained models' impact must use the reference's profile and null model, not today's
+    # defaults; results written before those were choices scored attributions on expression bins.
+    from scdeconv.tl._stability import _impact_arguments
+
+    params = {"method": "grad_x_input", "score": "enrichment", "species": "mouse", "min_size": 3, "n_bins": 10,
+              "n_null": 100, "node_cells": "active", "seed": 0, "profile": "attribution", "null": "coexpression",
+              "n_modules": 7}  # fmt: skip
+    arguments = _impact_arguments({"params": params, "gene_sets": {"S": ["a", "b", "c"]}})
+    assert (arguments["profile"], arguments["null"], arguments["n_modules"]) == ("attribution", "coexpression", 7)
+    older = {k: v for k, v in params.items() if k not in ("profile", "null", "n_modules")}
+    arguments = _impact_arguments({"params": older, "gene_sets": {}})
+    assert (arguments["profile"], arguments["null"]) == ("attribution", "expression") and "n_modules" not in arguments

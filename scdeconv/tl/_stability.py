@@ -19,8 +19,11 @@ def _impact_arguments(result: dict) -> dict:
     """module_impact arguments that score a retrained model as the reference was scored (its matched sets)."""
     params = result["params"]
     names = ("method", "score", "species", "min_size", "n_bins", "n_null", "node_cells", "seed")
-    profile = params.get("profile", "attribution")  # results written before profiles were a choice
-    return {"gene_sets": dict(result["gene_sets"]), "profile": profile, **{name: params[name] for name in names}}
+    # Results written before profiles and null models were choices scored attributions, on bins.
+    recorded = {"profile": params.get("profile", "attribution"), "null": params.get("null", "expression")}
+    if "n_modules" in params:
+        recorded["n_modules"] = int(params["n_modules"])
+    return {"gene_sets": dict(result["gene_sets"]), **recorded, **{name: params[name] for name in names}}
 
 
 def _match_nodes(reference: np.ndarray, other: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
