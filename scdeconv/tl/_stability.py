@@ -61,9 +61,10 @@ def stability(
     ``adata.uns`` is retrained ``n_seeds - 1`` times with the same settings and seeds
     ``seed + 1, seed + 2, ...``; each run's nodes are matched one-to-one to the reference nodes
     (Hungarian algorithm) by the correlation of their profiles: by default their impact over
-    the gene sets (``match_on="gene_sets"``), or their per-gene attribution z-scores
-    (``"genes"``, as :func:`scdeconv.tl.node_genes` ranks genes), which are dominated by the many
-    genes that drive no node and so match worse.
+    the gene sets (``match_on="gene_sets"``), or the per-gene z-scores the impact summed over its
+    sets (``"genes"``: of the impact's profile, by default each gene's expression shift in the
+    node's active cells), which are dominated by the many genes that move with no node and so
+    match worse.
 
     Parameters
     ----------
@@ -74,7 +75,8 @@ def stability(
     match_on
         ``"gene_sets"`` or ``"genes"``: the node profiles that are correlated for matching.
     impact_key
-        ``uns`` key of the reference impact; its gene sets, method and score are reused.
+        ``uns`` key of the reference impact; its gene sets, method, score, profile and null model
+        are reused.
     fdr
         Threshold of the set-level FDR (``set_stats``) for calling a gene set found in a run.
     progress
