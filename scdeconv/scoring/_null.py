@@ -137,16 +137,7 @@ def matched_null(
         block = np.arange(first, min(first + _NULL_SET_BLOCK, n_sets))
         null = _null_sums(genes_by_nodes, needed, orderings, block, np.zeros((len(block), n_null, n_nodes)))
         null /= np.sqrt(sizes[block])[:, None, None]  # block x n_null x nodes
-        mean, sd = null.mean(axis=1), null.std(axis=1)  # block x nodes
-        seen = observed[:, block].T
-        model.mean[:, block], model.sd[:, block] = mean.T, sd.T
-        model.n_exceeding[:, block] = (null >= seen[:, None, :]).sum(axis=1).T
-        scale = np.where(sd > 0, sd, np.inf)
-        null -= mean[:, None, :]
-        null /= scale[:, None, :]
-        best_null = null[:, :, live].max(axis=2, initial=-np.inf)  # block x n_null
-        best_observed = ((seen - mean) / scale)[:, live].max(axis=1, initial=-np.inf)
-        model.best_exceeding[block] = (best_null >= best_observed[:, None]).sum(axis=1)
+        _summarise(model, block, null, observed, live)
     return model
 
 
@@ -161,15 +152,21 @@ def _empty_model(n_nodes: int, n_sets: int, n_null: int) -> NullModel:
     )
 
 
-def _summarise(model: NullModel, s: int, null: np.ndarray, observed: np.ndarray, live: np.ndarray) -> None:
-    """Write set ``s``'s null summaries from its random sets' scores (``n_null`` x nodes)."""
-    mean, sd = null.mean(axis=0), null.std(axis=0)
-    model.mean[:, s], model.sd[:, s] = mean, sd
-    model.n_exceeding[:, s] = (null >= observed).sum(axis=0)
+def _summarise(model: NullModel, block: np.ndarray, null: np.ndarray, observed: np.ndarray, live: np.ndarray) -> None:
+    """Write the null summaries of the sets ``block`` from their random sets' scores (block x n_null x nodes).
+
+    ``null`` is overwritten (standardised in place); ``observed`` is nodes x all sets.
+    """
+    mean, sd = null.mean(axis=1), null.std(axis=1)  # block x nodes
+    seen = observed[:, block].T
+    model.mean[:, block], model.sd[:, block] = mean.T, sd.T
+    model.n_exceeding[:, block] = (null >= seen[:, None, :]).sum(axis=1).T
     scale = np.where(sd > 0, sd, np.inf)
-    best_null = ((null - mean) / scale)[:, live].max(axis=1, initial=-np.inf)
-    best_observed = ((observed - mean) / scale)[live].max(initial=-np.inf)
-    model.best_exceeding[s] = (best_null >= best_observed).sum()
+    null -= mean[:, None, :]
+    null /= scale[:, None, :]
+    best_null = null[:, :, live].max(axis=2, initial=-np.inf)  # block x n_null
+    best_observed = ((seen - mean) / scale)[:, live].max(axis=1, initial=-np.inf)
+    model.best_exceeding[block] = (best_null >= best_observed[:, None]).sum(axis=1)
 
 
 def module_null(
@@ -214,7 +211,7 @@ def module_null(
             else:
                 picks = pool[rng.integers(0, len(pool), size=(n_null, count))]
             sums += genes_by_nodes[picks].sum(axis=1)  # n_null x nodes
-        _summarise(model, s, sums / np.sqrt(len(cols)), observed[:, s], live)
+        _summarise(model, np.array([s]), (sums / np.sqrt(len(cols)))[None], observed, live)
     return model
 
 
