@@ -6,6 +6,7 @@ from anndata import AnnData
 
 from ._defaults import FDR
 from ._keys import GROUP_DIFF_KEY, IMPACT_KEY, MODEL_KEY, NODE_GENES_KEY, NODES_KEY
+from ._results import scored_profile
 from .get import impact_df, nodes_df
 from .scoring import min_active_cells
 
@@ -22,8 +23,8 @@ PROFILE_TEXT = {
 def impact_text(params: dict) -> str:
     """One line on how the impact was scored: attributions, score and (for the enrichment) profile."""
     text = f"{params['method']} attributions, {SCORE_TEXT[params['score']]}"
-    if params["score"] == "enrichment":  # results written before profiles were a choice scored attributions
-        text += " " + PROFILE_TEXT[params.get("profile", "attribution")]
+    if params["score"] == "enrichment":
+        text += " " + PROFILE_TEXT[scored_profile(params)]
     return text
 
 

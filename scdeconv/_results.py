@@ -128,3 +128,8 @@ def claim_obsm_key(adata: AnnData, key: str, *, ours: bool, what: str) -> None:
         key,
         what,
     )
+
+
+def scored_profile(impact_params: dict) -> str:
+    """The gene profile a module_impact result scored; results written before it was a choice scored attributions."""
+    return impact_params.get("profile", "attribution")

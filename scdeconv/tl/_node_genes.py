@@ -13,7 +13,7 @@ from .._keys import MODEL_KEY, NODE_GENES_KEY, node_names
 from .._logging import logger
 from .._model_store import load_model, stored_model
 from .._module.config import StreamOptions
-from .._results import claim_uns_key
+from .._results import claim_uns_key, scored_profile
 from .._rows import DEFAULT_CHUNK_SIZE, ChunkedRows
 from .._utils import check_not_backed_copy
 from ..scoring import active_cells, active_expression_shift, binned_zscores, expression_bins, log_ratio, node_status
@@ -79,11 +79,11 @@ def expression_shifts(adata: AnnData, *, model_key: str, options: StreamOptions)
 def impact_zscores(adata: AnnData, impact: dict, options: StreamOptions) -> np.ndarray:
     """Nodes x genes: the binned z-scores a :func:`~scdeconv.tl.module_impact` result summed over its sets.
 
-    Follows the result's recorded profile (results written before ``profile`` existed scored attributions).
+    Follows the result's recorded profile (``scored_profile``).
     """
     params = impact["params"]
     model_key, n_bins = params["model_key"], int(params["n_bins"])
-    if params.get("profile", "attribution") == "expression":
+    if scored_profile(params) == "expression":
         shift = expression_shifts(adata, model_key=model_key, options=options)
         return binned_zscores(shift, expression_bins(np.asarray(impact["gene_mean"]), n_bins))
     return attribution_zscores(

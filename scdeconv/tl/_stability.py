@@ -9,7 +9,7 @@ from .._docs import inject_docs
 from .._keys import IMPACT_KEY, STABILITY_KEY
 from .._logging import logger
 from .._module.config import StreamOptions
-from .._results import claim_uns_key, stored_result
+from .._results import claim_uns_key, scored_profile, stored_result
 from ._module_impact import module_impact
 from ._node_genes import impact_zscores
 from ._train_autoencoder import TrainingConfig, train_autoencoder
@@ -20,7 +20,7 @@ def _impact_arguments(result: dict) -> dict:
     params = result["params"]
     names = ("method", "score", "species", "min_size", "n_bins", "n_null", "node_cells", "seed")
     # Results written before profiles and null models were choices scored attributions, on bins.
-    recorded = {"profile": params.get("profile", "attribution"), "null": params.get("null", "expression")}
+    recorded = {"profile": scored_profile(params), "null": params.get("null", "expression")}
     if "n_modules" in params:
         recorded["n_modules"] = int(params["n_modules"])
     return {"gene_sets": dict(result["gene_sets"]), **recorded, **{name: params[name] for name in names}}
