@@ -26,6 +26,7 @@ MatchOn = Literal["gene_sets", "genes"]
 GeneMode = Literal["geneset", "hvg", "all"]
 Species = Literal["human", "mouse"]
 DiffLevel = Literal["node", "set"]
+DiffPairs = Literal["called", "all"]  # group_diff: test the (node, set) pairs module_impact called, or all
 # Plots.
 PanelView = Literal["significant", "paper"]  # supported calls only, or the paper's min-max view
 

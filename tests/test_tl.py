@@ -227,6 +227,37 @@ def test_groupby_and_group_diff(trained_adata):
     assert {"node", "gene_set", "diff", "scaled_diff"} <= set(table.columns)
 
 
+def test_node_set_fdr_is_over_the_pairs_the_impact_calls(trained_adata):
+    # Default pairs="called": BH over the live pairs whose whole-data impact FDR is below 0.05; the
+    # others keep their p-values and get no FDR. pairs="all" gives the same p-values, BH over all.
+    from scdeconv.scoring import benjamini_hochberg
+    from scdeconv.scoring._stats import null_floor
+
+    result = trained_adata.uns["scdeconv_group_diff"]
+    assert result["params"]["pairs"] == "called"
+    impact = trained_adata.uns["scdeconv_impact"]
+    called = (impact["fdr"] < 0.05).to_numpy()
+    assert 0 < called.sum() < called.size  # the filter keeps some pairs and drops others here
+    tests = result["node_set_tests"]
+    fdr, pvalue = tests["fdr"].to_numpy(), tests["pvalue"].to_numpy()
+    assert np.isnan(fdr[~called]).all()
+    n_null = result["params"]["n_null"]
+    # BH over the unfloored p-values (the competitive tail), reported floored, as node_set_tests does.
+    from scipy.stats import norm
+
+    tails = np.fmax(tests["pvalue_welch"].to_numpy(), 2 * norm.sf(np.abs(tests["null_z"].to_numpy())))
+    expected = null_floor(benjamini_hochberg(np.where(called, tails, np.nan)), n_null)
+    np.testing.assert_allclose(fdr[called], expected[called])
+    every = sd.tl.group_diff(trained_adata, "group", "ery", pairs="all", copy=True, progress=False)
+    every = every.uns["scdeconv_group_diff"]
+    assert every["params"]["pairs"] == "all"
+    np.testing.assert_array_equal(every["node_set_tests"]["pvalue"].to_numpy(), pvalue)
+    live = ~impact["node_stats"]["dead"].to_numpy()
+    assert not np.isnan(every["node_set_tests"]["fdr"].to_numpy()[live]).any()
+    with pytest.raises(ValueError, match="pairs must be one of 'called', 'all'"):
+        sd.tl.group_diff(trained_adata, "group", "ery", pairs="some", copy=True, progress=False)
+
+
 def test_set_tests_combine_mann_whitney_and_competitive(trained_adata):
     # set_tests: Mann-Whitney of the stored per-cell activities, a competitive test from per-gene
     # mean changes (whose Stouffer sum over a set is exactly the set's mean activity change), and

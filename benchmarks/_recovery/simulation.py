@@ -111,8 +111,8 @@ def ablation(variant: str, adata: AnnData, ctx: dict, cfg: Config, seed: int, mo
         "gradient": {"method": "gradient", **trained},
         "integrated gradients": {"method": "integrated_gradients", **trained},
         "paper score": {"method": "guided", "score": "median", **trained},
-        # Profiles over all cells (module_impact node_cells="all", node_genes rank_by="mean"): 0.1's defaults.
-        "all-cell profiles": {"impact": {"node_cells": "all"}, "rank_by": "mean", **trained},
+        # Attribution profiles over all cells (node_cells="all", node_genes rank_by="mean"): 0.1's defaults.
+        "all-cell profiles": {"impact": {"node_cells": "all", "profile": "attribution"}, "rank_by": "mean", **trained},
         # node_genes ranked by attribution contrast (0.2's default) instead of expression shift.
         "attribution genes": {"rank_by": "contrast", **trained},
     }

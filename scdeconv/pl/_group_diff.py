@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import textwrap
 from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
@@ -334,7 +335,10 @@ def _significant_diff(
             ax, table, fdr_table, cmap=cmap, norm=norm, set_labels=set_labels(table.columns, strip_prefix)
         )
         bar = ax.figure.colorbar(image, ax=ax, shrink=0.6)
-        bar.set_label(label)
+        # The bar is 0.6 of the Axes' height: a label longer than about 7 characters per inch of it is
+        # cut at the figure's edge, so long group names go on a line of their own, then wrap.
+        room = max(int(7 * 0.6 * ax.figure.get_figheight()), 16)
+        bar.set_label("\n".join(textwrap.wrap(label, room, break_on_hyphens=False)) if len(label) > room else label)
         ax.set_title(f"{heading}\n({star_legend()}; grey: no call)", fontsize="medium")
     savefig_or_show(ax.figure, "group_diff", show=show, save=save, owns_figure=owns_figure)
     return ax

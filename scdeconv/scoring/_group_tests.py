@@ -84,8 +84,9 @@ def node_set_tests(
     replicates: str = "cells",
     change: np.ndarray | None = None,
     sets: MatchedSets | None = None,
+    tested: np.ndarray | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """Per (node, set), is the set's score different between the two groups? BH over live pairs.
+    """Per (node, set), is the set's score different between the two groups? BH over the tested pairs.
 
     - self-contained: do the scores differ? ``test`` (nodes x sets) is Welch's t of the cells'
       scores from streamed moments (:func:`~scdeconv.scoring.welch_from_moments`,
@@ -98,8 +99,10 @@ def node_set_tests(
       scored from per-gene changes (``null_z``, ``pvalue_competitive``, two-sided).
 
     The competitive part removes what the self-contained one calls on its own when a cell state
-    shifts the attribution of many genes at once. Dead nodes get effect 0 and NaN p-values;
-    ``template`` (nodes x sets) labels the tables.
+    shifts the attribution of many genes at once. ``tested`` (nodes x sets, boolean) names the
+    pairs the FDR is computed over (default: every live pair); the others keep their p-values and
+    get a NaN FDR. Dead nodes get effect 0 and NaN p-values; ``template`` (nodes x sets) labels the
+    tables.
     """
     off = dead[:, None]
     self_contained = np.where(off, np.nan, test.pvalue)
@@ -114,7 +117,8 @@ def node_set_tests(
         tables["null_z"] = np.where(off, 0.0, competitive.null_z)
         tables["pvalue_competitive"] = np.where(off, np.nan, competitive.pvalue)
         pvalue = np.fmax(self_contained, tables["pvalue_competitive"])
-    tables.update({"pvalue": pvalue, "fdr": benjamini_hochberg(pvalue)})
+    family = pvalue if tested is None else np.where(tested, pvalue, np.nan)
+    tables.update({"pvalue": pvalue, "fdr": benjamini_hochberg(family)})
     if "pvalue_competitive" in tables:  # reported no smaller than the random sets resolve
         for name in ("pvalue_competitive", "pvalue", "fdr"):
             tables[name] = null_floor(tables[name], sets.n_null)

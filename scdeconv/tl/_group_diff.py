@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from .._defaults import MIN_SAMPLE_CELLS
+from .._choices import DiffPairs, check_choice
+from .._defaults import FDR, MIN_SAMPLE_CELLS
 from .._docs import inject_docs
 from .._keys import GROUP_DIFF_KEY, IMPACT_KEY
 from .._logging import logger
@@ -64,6 +65,7 @@ class _Pass:
     nodes: pd.Index
     dead: np.ndarray
     sets: MatchedSets | None
+    tested: np.ndarray | None  # nodes x sets: the pairs the FDR is over (None: every live pair)
 
     def rows(self, side: list[int]) -> list[int]:
         return [g * self.n_samples + s for g in side for s in range(self.n_samples)]
@@ -131,6 +133,7 @@ def _compare(run: _Pass, side1: list[int], side2: list[int]) -> dict:
         replicates="cells" if samples is None else "samples",
         change=_mean_change(per_cell.gene_z, n_cells) if enrichment else None,
         sets=run.sets if enrichment else None,
+        tested=run.tested,
     )
     gene_z = np.stack([run.gene_z[rows1].sum(axis=0), run.gene_z[rows2].sum(axis=0)])
     set_tests = activity_tests(
@@ -162,6 +165,7 @@ def group_diff(
     *,
     sample_key: str | None = None,
     min_sample_cells: int = MIN_SAMPLE_CELLS,
+    pairs: DiffPairs = "called",
     impact_key: str = IMPACT_KEY,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     batch_size: int | None = None,
@@ -193,14 +197,24 @@ def group_diff(
     |saliency|). A pair is called when two tests agree: the two groups' scores differ (a
     self-contained test, Cohen's d as the signed effect), and, for enrichment scores, the set's
     change is larger than that of random gene sets matched on size and expression bins
-    (competitive, as module_impact's null). ``pvalue`` is the larger of the two, with a
-    Benjamini-Hochberg FDR over all live (node, set) pairs. Why both: a node weighs genes
-    differently in different cell states, so the self-contained test alone calls many
+    (competitive, as module_impact's null). ``pvalue`` is the larger of the two. Why both: a node
+    weighs genes differently in different cell states, so the self-contained test alone calls many
     never-perturbed sets when a cell state shifts the attribution of many genes at once (measured
-    in ``benchmarks/calibration.log``). ``set_tests``: per gene set, the cells' activities (summed
-    over nodes) compared between the groups and, as above, against matched random sets' activity
-    changes (competitive); a set is called when both reject. Every row says whether the programme
-    is ``"up"`` or ``"down"`` in ``group1`` (the sign of the effect).
+    in ``benchmarks/calibration.log``). The Benjamini-Hochberg FDR is over the pairs that
+    ``pairs`` names: by default those the whole-data impact calls (its FDR below 0.05), as the
+    paper's panel e shows differences only where the whole-data impact is high. Why: attributions
+    follow expression (gradient x input), so a set whose genes are higher in ``group1`` gains
+    attribution on every node that reads them at all and, tested on every pair, is called on most
+    nodes (``docs/impact_score.md`` shows it on Paul15); among the called pairs it is called on
+    the nodes that carry it. The filter (the whole-data impact, from all
+    cells of both groups) is not the group difference, which keeps the FDR over the filtered pairs
+    close to its nominal level (independent filtering, Bourgon et al. 2010), as
+    ``benchmarks/calibration.log`` measures. ``pairs="all"`` tests every live pair.
+
+    ``set_tests``: per gene set, the cells' activities (summed over nodes) compared between the
+    groups and, as above, against matched random sets' activity changes (competitive); a set is
+    called when both reject. Every row says whether the programme is ``"up"`` or ``"down"`` in
+    ``group1`` (the sign of the effect).
 
     **Replicates.** Without ``sample_key`` the self-contained tests treat cells as replicates
     (Welch's t of the per-cell scores from streamed moments; Mann-Whitney of the activities), which
@@ -229,6 +243,10 @@ def group_diff(
         instead of cells. ``None``: cells are replicates (said in ``params`` and the log).
     min_sample_cells
         Cells a sample needs in a group to enter that group's sample-level test.
+    pairs
+        Which (node, set) pairs the FDR of ``node_set_tests`` is over: ``"called"`` (default), those
+        the whole-data impact calls (FDR < 0.05; every live pair when the impact has no FDR, as
+        with ``score="median"`` or ``n_null=0``); ``"all"``, every live pair.
     impact_key
         ``uns`` key of the :func:`scdeconv.tl.module_impact` result to reuse.
     {stream}
@@ -251,7 +269,8 @@ def group_diff(
         over cells, or ``pvalue_samples`` over samples); for enrichment scores also ``null_z``
         (the set's change standardised by matched random sets' changes) and
         ``pvalue_competitive`` (two-sided); ``pvalue`` (the larger p-value) and ``fdr`` (BH over
-        live pairs). Dead nodes get effect 0 and NaN p-values.
+        the tested pairs, see ``pairs``; NaN for the others). Dead nodes get effect 0 and NaN
+        p-values.
     ``set_tests``
         DataFrame per gene set: per-cell activity (as in ``obsm['scdeconv_activity']``) compared
         between the groups: ``effect`` (over cells the rank-biserial correlation, over samples
@@ -269,7 +288,8 @@ def group_diff(
         one long table with a ``group`` column (:func:`scdeconv.get.group_diff_df` reads both).
     ``params``
         ``groupby``, ``group1``, ``group2``, ``sample_key`` (``""`` without), ``replicates``
-        (``"cells"`` or ``"samples"``), ``min_sample_cells``, ``impact_key``, ``method``,
+        (``"cells"`` or ``"samples"``), ``min_sample_cells``, ``pairs`` (``"all"`` where the
+        impact had no FDR to filter by), ``impact_key``, ``method``,
         ``n_null`` (read from the impact result; ``0`` skips the competitive parts of both tests)
         and, for two groups, ``n_cells1``, ``n_cells2`` and, with samples, ``n_samples1``,
         ``n_samples2`` and ``sample_test`` (``"paired t"`` or ``"Welch"``).
@@ -281,6 +301,7 @@ def group_diff(
     """
     from .._module.reducers import CellActivity, NodeSetScores, Relabelled, SetMedians
 
+    check_choice("pairs", pairs, DiffPairs)
     check_not_backed_copy(adata, copy)
     adata = adata.copy() if copy else adata
     stored = stored_result(adata, impact_key, "impact")
@@ -301,6 +322,7 @@ def group_diff(
     score, n_null = params["score"], int(params["n_null"])
     bins = expression_bins(np.asarray(stored["gene_mean"]), int(params["n_bins"]))
     nodes = stored["impact"].index
+    tested, pairs = _tested_pairs(stored, pairs, nodes, names)
     n_fine = n_groups * n_samples
     if score == "median":
         profile, per_cell = None, SetMedians(n_fine, len(nodes), set_columns)
@@ -338,6 +360,7 @@ def group_diff(
         nodes=nodes,
         dead=stored["node_stats"]["dead"].to_numpy(),
         sets=MatchedSets(set_columns, bins, n_null, int(params["seed"])) if n_null > 0 else None,
+        tested=tested,
     )
     results = {name: _compare(run, side1, side2) for name, side1, side2 in contrasts}
     record = {
@@ -347,6 +370,7 @@ def group_diff(
         "sample_key": sample_key or "",
         "replicates": "cells" if sample_key is None else "samples",
         "min_sample_cells": int(min_sample_cells),
+        "pairs": pairs,
         "impact_key": impact_key,
         "method": params["method"],
         "n_null": n_null,
@@ -365,6 +389,21 @@ def group_diff(
         logger.info("group_diff compared the %d samples of adata.obs[%r] (pseudobulks).", n_samples, sample_key)
     logger.info("Added adata.uns[%r]: %s vs %s.", key_added, record["group1"], record["group2"])
     return adata if copy else None
+
+
+def _tested_pairs(stored: dict, pairs: str, nodes: pd.Index, names: list[str]) -> tuple[np.ndarray | None, str]:
+    """The (node, set) pairs whose group differences the FDR is over, and the choice as recorded.
+
+    ``"called"``: the pairs the whole-data impact calls (FDR < ``FDR``), as the paper's panel e
+    shows differences only where the whole-data impact is high. An impact without an FDR
+    (``score="median"`` or ``n_null=0``) calls nothing, so every live pair is tested.
+    """
+    if pairs == "called" and "fdr" in stored:
+        fdr = pd.DataFrame(stored["fdr"]).reindex(index=nodes, columns=names).to_numpy(dtype=float)
+        return np.nan_to_num(fdr, nan=1.0) < FDR, "called"
+    if pairs == "called":
+        logger.info("The impact has no FDR (score='median' or n_null=0): group_diff tests every live (node, set) pair.")
+    return None, "all"
 
 
 def _all_groups_result(results: dict[str, dict], record: dict) -> dict:
