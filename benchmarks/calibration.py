@@ -81,8 +81,6 @@ def overlap_figures(result, planted: list[str]) -> dict[str, float]:
 
 def group_figures(adata, negatives: list[str]) -> dict[str, float]:
     live = ~adata.uns["scdeconv_impact"]["node_stats"]["dead"].to_numpy()
-    from scipy.stats import norm
-
     from scdeconv.scoring import benjamini_hochberg
 
     node_found, set_found, worst_pairs, neg_sets_called = [], [], 0.0, 0
@@ -102,9 +100,8 @@ def group_figures(adata, negatives: list[str]) -> dict[str, float]:
         welch_found += [bool(((welch[s] < 0.05) & (effect[s] > 0)).any()) for s in sets]
         worst_welch = max(worst_welch, float((welch[negatives] < 0.05).to_numpy().mean()))
         # group_diff(pairs="all"): the same p-values, BH over every live pair instead of the called ones.
-        # (BH over the unfloored p-values, the competitive part's normal tail, as node_set_tests does.)
-        tails = np.fmax(tests["pvalue_welch"].loc[live], 2 * norm.sf(np.abs(tests["null_z"].loc[live])))
-        every = pd.DataFrame(benjamini_hochberg(tails.to_numpy()), index=fdr.index, columns=fdr.columns)
+        sd.tl.group_diff(adata, "group", group, pairs="all", progress=False, key_added="bench_diff_all")
+        every = adata.uns["bench_diff_all"]["node_set_tests"]["fdr"].loc[live]
         all_found += [bool(((every[s] < 0.05) & (effect[s] > 0)).any()) for s in sets]
         worst_all = max(worst_all, float((every[negatives] < 0.05).to_numpy().mean()))
         # How many nodes a planted set is called on, where it is called at all: one per programme is the ideal.

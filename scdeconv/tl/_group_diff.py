@@ -206,10 +206,10 @@ def group_diff(
     follow expression (gradient x input), so a set whose genes are higher in ``group1`` gains
     attribution on every node that reads them at all and, tested on every pair, is called on most
     nodes (``docs/impact_score.md`` shows it on Paul15); among the called pairs it is called on
-    the nodes that carry it. The filter (the whole-data impact, from all
-    cells of both groups) is not the group difference, which keeps the FDR over the filtered pairs
-    close to its nominal level (independent filtering, Bourgon et al. 2010), as
-    ``benchmarks/calibration.log`` measures. ``pairs="all"`` tests every live pair.
+    the nodes that carry it. The filter (the whole-data impact, from all cells of both groups) is
+    not the group difference, which keeps the FDR over the filtered pairs close to its nominal
+    level (independent filtering, Bourgon et al. 2010), as ``benchmarks/calibration.log``
+    measures. ``pairs="all"`` tests every live pair.
 
     ``set_tests``: per gene set, the cells' activities (summed over nodes) compared between the
     groups and, as above, against matched random sets' activity changes (competitive); a set is
