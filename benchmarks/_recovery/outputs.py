@@ -50,8 +50,10 @@ def enrichment_scores(importance: np.ndarray, bins: np.ndarray, sets: dict[str, 
 
 
 def top_genes(importance: np.ndarray, genes: np.ndarray, n: int = TOP) -> list[set[str]]:
-    order = np.argsort(-importance, axis=1, kind="stable")[:, :n]
-    return [set(genes[row]) for row in order]
+    """Each component's ``n`` most important genes; a NaN importance (an unlisted gene) is never one."""
+    order = np.argsort(-importance, axis=1, kind="stable")[:, :n]  # NaN sorts last
+    listed = np.isfinite(np.take_along_axis(importance, order, axis=1))
+    return [set(genes[row[keep]]) for row, keep in zip(order, listed, strict=True)]
 
 
 def reconstruction_activity(recon: np.ndarray, sets: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -88,7 +90,10 @@ def node_gene_matrix(adata: AnnData, *, model_key: str, rank_by: str, method: st
     genes = pd.Index(np.asarray(adata.uns[model_key]["var_names"]).astype(str))
     ranked = sd.tl.node_genes(adata, n_top=len(genes), rank_by=rank_by, method=method, model_key=model_key,
                               progress=False, copy=True).uns["scdeconv_node_genes"]  # fmt: skip
-    matrix = np.empty((ranked["names"].shape[1], len(genes)))
+    # Genes a node does not list (score <= 0, or a dead node) stay NaN: no top gene of it.
+    matrix = np.full((ranked["names"].shape[1], len(genes)), np.nan)
     for j, node in enumerate(ranked["names"].columns):
-        matrix[j, genes.get_indexer(ranked["names"][node].astype(str))] = ranked["scores"][node].to_numpy()
+        listed = ranked["names"][node].astype(str).to_numpy() != ""
+        cols = genes.get_indexer(ranked["names"][node].astype(str).to_numpy()[listed])
+        matrix[j, cols] = ranked["scores"][node].to_numpy()[listed]
     return matrix
