@@ -34,6 +34,7 @@ from _recovery.methods import OPTIONAL_PEERS, peers
 from _recovery.real import EXPECTATIONS, run_real
 from _recovery.report import write_report
 from _recovery.simulation import run_ablations, run_simulation
+from _recovery.stability import run_stability
 from _recovery.toys import run_parity, run_xor
 
 
@@ -45,25 +46,57 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument(
         "--report-only", action="store_true", help="rewrite RESULTS.md from the tables of the last run (figures/*.csv)"
     )
+    parser.add_argument(
+        "--only-stability",
+        action="store_true",
+        help="rerun the stability stage (criterion 5) alone; the other tables come from the last run",
+    )
     args = parser.parse_args(argv)
     cfg = SMOKE if args.smoke else Config()
     if args.seeds:
         cfg.seeds = tuple(args.seeds)
     tables = args.out / "figures"
     tables.mkdir(parents=True, exist_ok=True)
-    if args.report_only:
-        parts = {k: pd.read_csv(tables / f"recovery_{k}.csv") for k in ("sim", "xor", "parity", "real", "abl")}
-        meta = pd.read_csv(tables / "recovery_meta.csv").iloc[0]
-        cfg.seeds = tuple(int(v) for v in parts["sim"]["seed"].unique())
-        skipped = [] if pd.isna(meta["skipped"]) else str(meta["skipped"]).split("; ")
-        return write_report(args.out, cfg, parts, float(meta["seconds"]), skipped, str(meta.get("load", "")))
     package_logger = logging.getLogger("scdeconv")
     level_before = package_logger.level
     package_logger.setLevel(logging.ERROR)
     try:
+        if args.report_only or args.only_stability:
+            return _from_tables(args, cfg, tables)
         return _run(args, cfg, tables)
     finally:
         package_logger.setLevel(level_before)  # main() called from Python (the tests) leaves the logger as it was
+
+
+PARTS = ("sim", "xor", "parity", "real", "abl", "stab")
+
+
+def _from_tables(args: argparse.Namespace, cfg: Config, tables: Path) -> Path:
+    """RESULTS.md from the last run's tables, the stability stage rerun first when asked."""
+    parts = {k: _read_table(tables / f"recovery_{k}.csv") for k in PARTS}
+    meta = pd.read_csv(tables / "recovery_meta.csv").iloc[0]
+    cfg.seeds = tuple(int(v) for v in parts["sim"]["seed"].unique())
+    skipped = [] if pd.isna(meta["skipped"]) else str(meta["skipped"]).split("; ")
+    seconds = float(meta["seconds"])
+    if args.only_stability:
+        start = time.perf_counter()
+        parts["stab"] = _stability_stage(cfg, skipped)
+        parts["stab"].to_csv(tables / "recovery_stab.csv", index=False)
+        seconds += time.perf_counter() - start
+    return write_report(args.out, cfg, parts, seconds, skipped, str(meta.get("load", "")))
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path) if path.exists() else pd.DataFrame()  # a run before the stage existed
+
+
+def _stability_stage(cfg: Config, failed: list[str]) -> pd.DataFrame:
+    return _stage(
+        "stability",
+        lambda: pd.DataFrame([r for lv in cfg.levels for s in cfg.stability_seeds for r in run_stability(lv, s, cfg)]),
+        failed,
+        ("level", "set", "kind", "fraction found", "best node stability"),
+    )
 
 
 def _run(args: argparse.Namespace, cfg: Config, tables: Path) -> Path:
@@ -102,7 +135,9 @@ def _run(args: argparse.Namespace, cfg: Config, tables: Path) -> Path:
     skipped += [w.split(":")[0] for w in EXPECTATIONS if w not in real_sets]
     real = _stage("real data", lambda: pd.DataFrame([r for w in real_sets for r in run_real(w, cfg, runners)]), skipped)
     log(f"real data done ({time.perf_counter() - start:.0f} s)")
-    parts = {"sim": sim, "xor": xor, "parity": parity, "real": real, "abl": abl}
+    stab = _stability_stage(cfg, skipped)
+    log(f"stability done ({time.perf_counter() - start:.0f} s)")
+    parts = {"sim": sim, "xor": xor, "parity": parity, "real": real, "abl": abl, "stab": stab}
     if not cfg.smoke:
         for name, table in parts.items():
             table.to_csv(tables / f"recovery_{name}.csv", index=False)

@@ -59,6 +59,9 @@ class Config:
     # Extra rows of the simulation table: the default model, its sets scored on another profile
     # (sd.tl.module_impact's ``profile``); name -> profile.
     profile_rows: dict = field(default_factory=lambda: {"scdeconv (attribution)": "attribution"})
+    # Criterion 5: the model retrained with this many seeds on the data of each simulator seed here.
+    stability_runs: int = 3
+    stability_seeds: tuple[int, ...] = (0,)
     paul15: bool = True
     use_scvi: bool = True
     use_decoupler: bool = True
@@ -82,6 +85,7 @@ SMOKE = Config(
     ablation_level="easy",
     ablation_seeds=(0,),
     ablations=("guided",),
+    stability_runs=2,
     paul15=False,
     use_scvi=False,
     use_decoupler=False,
