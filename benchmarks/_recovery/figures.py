@@ -38,12 +38,28 @@ def figures(out: Path, sim: pd.DataFrame, xor: pd.DataFrame, abl: pd.DataFrame) 
     made.append("figures/recovery_by_level.png")
     # 2. Power vs false discovery, every (level, seed, method).
     if "power" in sim:
-        fig, ax = plt.subplots(figsize=(5.5, 4.5))
-        for method, part in sim.dropna(subset=["power"]).groupby("method", sort=False):
-            ax.scatter(part["FDP"], part["power"], label=method, s=25)
+        fig, ax = plt.subplots(figsize=(7.0, 4.5))
+        # The attribution row shares the default's per-cell activity (same points), so it is left
+        # out; scdeconv is drawn last, as larger edged diamonds, so the peers do not hide it.
+        rows = sim.dropna(subset=["power"])
+        rows = rows[rows["method"] != "scdeconv (attribution)"]
+        for method in [m for m in methods if m in set(rows["method"])][::-1]:
+            part = rows[rows["method"] == method]
+            ours = method == "scdeconv"
+            ax.scatter(
+                part["FDP"],
+                part["power"],
+                label=method,
+                color=colors[method],
+                s=60 if ours else 25,
+                marker="D" if ours else "o",
+                edgecolors="black" if ours else "none",
+                zorder=3 if ours else 2,
+            )
+        handles, labels = ax.get_legend_handles_labels()
+        ax.legend(handles[::-1], labels[::-1], fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
         ax.set_xlabel("false discovery proportion (never-planted sets)")
         ax.set_ylabel("power (planted sets, group vs rest)")
-        ax.legend(fontsize=7)
         fig.tight_layout()
         fig.savefig(fig_dir / "power_vs_fdp.png", dpi=110)
         plt.close(fig)

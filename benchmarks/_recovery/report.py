@@ -50,9 +50,10 @@ LOWER = {"FPR neg", "FDP", "seconds", "peak MB"}
 
 def summary(rows: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     cols = [c for c in HEADLINE if c in rows]
-    order = list(dict.fromkeys(rows["method"]))
+    # Methods and levels in the order they ran (easy, medium, hard), not alphabetically.
+    order = {c: list(dict.fromkeys(rows[c])) for c in ("method", "level") if c in rows}
     table = rows.groupby(by, sort=False)[cols].mean().reset_index()
-    return table.sort_values(by, key=lambda s: s.map(order.index) if s.name == "method" else s, kind="stable")
+    return table.sort_values(by, key=lambda s: s.map(order[s.name].index) if s.name in order else s, kind="stable")
 
 
 def wins_and_losses(head: pd.DataFrame) -> list[str]:
