@@ -67,21 +67,29 @@ def figures(out: Path, sim: pd.DataFrame, xor: pd.DataFrame, abl: pd.DataFrame) 
     # 3. The paper's XOR metric.
     if xor.empty:
         return made
-    fig, ax = plt.subplots(figsize=(10, 4.5))
-    by = ["fold change", "method"] if "fold change" in xor else ["method"]
-    xor.groupby(by, sort=False)[["single modules", "XOR modules"]].mean().plot.bar(ax=ax, rot=60)
-    ax.set_ylabel(f"markers among best node's top {TOP}")
-    ax.set_ylim(0, 1.05)
+    folds = list(dict.fromkeys(xor["fold change"])) if "fold change" in xor else [None]
+    fig, axes = plt.subplots(1, len(folds), figsize=(5 * len(folds), 4), sharey=True, squeeze=False)
+    for ax, fold in zip(axes[0], folds, strict=True):  # one panel per fold change, methods side by side
+        part = xor if fold is None else xor[xor["fold change"] == fold]
+        means = part.groupby("method", sort=False)[["single modules", "XOR modules"]].mean()
+        means.plot.bar(ax=ax, rot=30, legend=ax is axes[0][0])
+        plt.setp(ax.get_xticklabels(), ha="right", rotation_mode="anchor")
+        ax.set_title("" if fold is None else f"fold change {fold}")
+        ax.set_xlabel("")
+        ax.set_ylim(0, 1.05)
+    axes[0][0].set_ylabel(f"markers among best node's top {TOP}")
     fig.tight_layout()
     fig.savefig(fig_dir / "xor_metric.png", dpi=110)
     plt.close(fig)
     made.append("figures/xor_metric.png")
     # 4. Ablations.
     if not abl.empty:
-        fig, ax = plt.subplots(figsize=(8, 4))
+        fig, ax = plt.subplots(figsize=(9, 4))
         cols = [c for c in ("AUPRC", "power", "discovery") if c in abl]
-        abl.groupby("variant", sort=False)[cols].mean().plot.bar(ax=ax, rot=35)
+        abl.groupby("variant", sort=False)[cols].mean().plot.bar(ax=ax, rot=40)
+        plt.setp(ax.get_xticklabels(), ha="right", rotation_mode="anchor")  # long names do not overlap
         ax.set_ylim(0, 1.05)
+        ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))  # the last bars stay visible
         fig.tight_layout()
         fig.savefig(fig_dir / "ablations.png", dpi=110)
         plt.close(fig)
