@@ -93,7 +93,7 @@ def node_gene_matrix(adata: AnnData, *, model_key: str, rank_by: str, method: st
     # Genes a node does not list (score <= 0, or a dead node) stay NaN: no top gene of it.
     matrix = np.full((ranked["names"].shape[1], len(genes)), np.nan)
     for j, node in enumerate(ranked["names"].columns):
-        listed = ranked["names"][node].astype(str).to_numpy() != ""
-        cols = genes.get_indexer(ranked["names"][node].astype(str).to_numpy()[listed])
-        matrix[j, cols] = ranked["scores"][node].to_numpy()[listed]
+        names = ranked["names"][node].astype(str).to_numpy()
+        listed = names != ""
+        matrix[j, genes.get_indexer(names[listed])] = ranked["scores"][node].to_numpy()[listed]
     return matrix

@@ -37,16 +37,17 @@ def run_stability(level: str, seed: int, cfg: Config) -> list[dict]:
             "level": level,
             "seed": seed,
             "set": name,
-            "kind": "planted"
-            if name in truth["planted"]
-            else "never planted"
-            if name in truth["negative"]
-            else "other",
+            "kind": set_kind(name, truth),
             "fraction found": float(sets.loc[name, "fraction_found"]),
             "best node stability": float(node_stability[best_node[name]]),
         }
         for name in sets.index
     ]
+
+
+def set_kind(name: str, truth: dict) -> str:
+    """``"planted"``, ``"never planted"`` (the simulator's clean negatives, genes never perturbed) or ``"other"``."""
+    return "planted" if name in truth["planted"] else "never planted" if name in truth["negative"] else "other"
 
 
 def stability_summary(table: pd.DataFrame) -> pd.DataFrame:
