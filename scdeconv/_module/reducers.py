@@ -58,14 +58,12 @@ class AttributionProfile(Reducer):
             weights = torch.as_tensor(
                 self.node_weights[batch.positions], dtype=magnitude.dtype, device=magnitude.device
             )
-        for group, rows in batch.groups():
-            if weights is None:
-                self.sums[group] += magnitude[rows].sum(dim=0, dtype=torch.float64).cpu().numpy()
-                self.weight_totals[group] += len(batch.labels) if isinstance(rows, slice) else len(rows)
-            else:
-                part = weights[rows]
-                self.sums[group] += torch.einsum("cn,cng->ng", part, magnitude[rows]).double().cpu().numpy()
-                self.weight_totals[group] += part.sum(dim=0, dtype=torch.float64).cpu().numpy()
+        present, sums = batch.group_sums(magnitude, weights)
+        self.sums[present] += sums.double().cpu().numpy()
+        if weights is None:
+            self.weight_totals[present] += np.bincount(batch.labels, minlength=present.max() + 1)[present, None]
+        else:
+            self.weight_totals[present] += batch.group_sums(weights)[1].double().cpu().numpy()
 
     def profiles(self) -> np.ndarray:
         """Groups x nodes x genes mean |attribution| (over each node's weighted cells)."""
@@ -164,7 +162,9 @@ class NodeSetScores(Reducer):
 
     def __init__(self, n_groups: int, n_nodes: int, bins: np.ndarray, set_columns: Sequence[np.ndarray]):
         self.bins = np.asarray(bins)
-        self.members = set_membership(set_columns, len(self.bins))
+        # The z-scores come bin by bin (cell_gene_zscores(by_bin=True)): members are taken in that order.
+        self.order = np.argsort(self.bins, kind="stable")
+        self.members = set_membership(set_columns, len(self.bins))[self.order]
         self.sums = np.zeros((n_groups, n_nodes, len(set_columns)))
         self.squares = np.zeros_like(self.sums)
         self.gene_z = np.zeros((n_groups, n_nodes, len(self.bins)))
@@ -172,13 +172,14 @@ class NodeSetScores(Reducer):
     def update(self, batch: CellBatch) -> None:
         magnitude = batch.magnitude
         bins = torch.as_tensor(self.bins, dtype=torch.long, device=magnitude.device)
-        gene_z = cell_gene_zscores(magnitude, bins)
+        gene_z = cell_gene_zscores(magnitude, bins, by_bin=True)
         scores = (gene_z @ torch.as_tensor(self.members, dtype=gene_z.dtype, device=gene_z.device)).double()
         for group, rows in batch.groups():
             part = scores[rows]
             self.sums[group] += part.sum(dim=0).cpu().numpy()
             self.squares[group] += (part * part).sum(dim=0).cpu().numpy()
-            self.gene_z[group] += gene_z[rows].sum(dim=0, dtype=torch.float64).cpu().numpy()
+        present, gene_z_sums = batch.group_sums(gene_z)
+        self.gene_z[np.ix_(present, np.arange(gene_z.shape[1]), self.order)] += gene_z_sums.double().cpu().numpy()
 
 
 class CellActivity(Reducer):

@@ -170,7 +170,7 @@ def set_medians(values: torch.Tensor, set_columns: Sequence[torch.Tensor]) -> to
     return out
 
 
-def cell_gene_zscores(values: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
+def cell_gene_zscores(values: torch.Tensor, bins: torch.Tensor, *, by_bin: bool = False) -> torch.Tensor:
     """Each (cell, node) row of |attribution| standardised among the genes of each expression bin.
 
     Robustly: minus the bin's median, divided by its scaled median absolute deviation (1.4826
@@ -185,20 +185,44 @@ def cell_gene_zscores(values: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
         (cells, nodes, genes) |attribution|.
     bins
         Expression bin (``0 .. n_bins-1``) of every gene, long tensor.
+    by_bin
+        Return the genes in the order of ``torch.argsort(bins, stable=True)`` (bin by bin), which
+        saves putting them back when the caller can take them so.
     """
-    standardised = torch.zeros_like(values)
+    # Rows (cell, node) x genes with each bin's genes side by side: a bin is then a view, and
+    # columns are gathered once, in 2-D (gathering along the last of three dimensions is slow).
+    flat = values.reshape(-1, values.shape[2])
+    order = torch.argsort(bins, stable=True)
+    grouped = flat.index_select(1, order)
     # A spread below 1e-7 of the row's largest value (or near float underflow, as in dead nodes)
     # is rounding noise: its genes score 0 rather than overflowing 1 / spread to inf.
-    floor = (values.amax(dim=2, keepdim=True) * 1e-7).clamp(min=torch.finfo(values.dtype).tiny * 1e8)
-    for b in torch.unique(bins):
-        genes = torch.nonzero(bins == b).ravel()
-        block = values.index_select(2, genes)
-        deviation = block - block.median(dim=2, keepdim=True).values
-        spread = deviation.abs().median(dim=2, keepdim=True).values * 1.4826
-        spread = torch.where(spread > 0, spread, deviation.abs().mean(dim=2, keepdim=True) * 1.2533)
+    floor = (flat.amax(dim=1, keepdim=True) * 1e-7).clamp(min=torch.finfo(values.dtype).tiny * 1e8)
+    start = 0
+    for size in torch.bincount(bins).tolist():
+        if size == 0:
+            continue
+        deviation = grouped.narrow(1, start, size)
+        start += size
+        deviation -= _lower_row_median(deviation)
+        absolute = deviation.abs()
+        spread = _lower_row_median(absolute).mul_(1.4826)
+        spread = torch.where(spread > 0, spread, absolute.mean(dim=1, keepdim=True) * 1.2533)
         scale = torch.where(spread > floor, 1 / spread.clamp(min=floor), torch.zeros_like(spread))
-        standardised[:, :, genes] = deviation * scale
-    return standardised
+        deviation.mul_(scale)
+    if not by_bin:
+        grouped = grouped.index_select(1, torch.argsort(order))  # back to the genes' order
+    return grouped.view_as(values)
+
+
+def _lower_row_median(rows: torch.Tensor) -> torch.Tensor:
+    """Each row's lower median (``torch.median``'s: the smaller middle value of an even count), as a column.
+
+    On the CPU numpy's partition is about 3x faster than ``torch.median`` along a dimension.
+    """
+    k = (rows.shape[1] - 1) // 2
+    if rows.device.type != "cpu":
+        return rows.median(dim=1, keepdim=True).values
+    return torch.from_numpy(np.partition(rows.numpy(), k, axis=1)[:, k : k + 1].copy())
 
 
 def set_membership(set_columns: Sequence[np.ndarray], n_genes: int) -> np.ndarray:
@@ -286,6 +310,22 @@ class CellBatch:
             return
         for group in present:
             yield int(group), np.flatnonzero(self.labels == group)
+
+    def group_sums(self, values: torch.Tensor, weights: torch.Tensor | None = None) -> tuple[np.ndarray, torch.Tensor]:
+        """The groups present and, per group, the sum of ``values`` (cells, ...) over its cells, by matrix products.
+
+        With ``weights`` (cells x nodes) and ``values`` (cells, nodes, genes), each node's sum is
+        weighted by its own column. Sums run over the batch's cells (a few hundred) in the
+        values' precision, float32 in practice: gathering each group's rows first cost 5-20x more.
+        """
+        present, inverse = np.unique(self.labels, return_inverse=True)
+        n_cells = values.shape[0]
+        indicator = values.new_zeros((len(present), n_cells))
+        indicator[torch.as_tensor(inverse, device=values.device), torch.arange(n_cells, device=values.device)] = 1
+        if weights is None:
+            return present, (indicator @ values.reshape(n_cells, -1)).view(len(present), *values.shape[1:])
+        per_node = (indicator[:, :, None] * weights[None]).permute(2, 0, 1)  # nodes, groups, cells
+        return present, torch.bmm(per_node, values.transpose(0, 1)).transpose(0, 1)
 
     def set_medians(self, set_columns: Sequence[np.ndarray]) -> np.ndarray:
         """Per-cell median |attribution| over each set's genes, (cells, nodes, sets) float64."""
