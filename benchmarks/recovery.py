@@ -35,7 +35,7 @@ from _recovery.real import EXPECTATIONS, run_real
 from _recovery.report import write_report
 from _recovery.simulation import run_ablations, run_simulation
 from _recovery.stability import run_stability
-from _recovery.toys import run_parity, run_xor
+from _recovery.toys import run_parity, run_parity_codes, run_xor
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -47,9 +47,10 @@ def main(argv: list[str] | None = None) -> Path:
         "--report-only", action="store_true", help="rewrite RESULTS.md from the tables of the last run (figures/*.csv)"
     )
     parser.add_argument(
-        "--only-stability",
-        action="store_true",
-        help="rerun the stability stage (criterion 5) alone; the other tables come from the last run",
+        "--only",
+        choices=tuple(ALONE),
+        help="rerun one stage alone (stability: criterion 5; codes: the parity decoder fed oracle codes,"
+        " criterion 8); the other tables come from the last run",
     )
     args = parser.parse_args(argv)
     cfg = SMOKE if args.smoke else Config()
@@ -61,14 +62,14 @@ def main(argv: list[str] | None = None) -> Path:
     level_before = package_logger.level
     package_logger.setLevel(logging.ERROR)
     try:
-        if args.report_only or args.only_stability:
+        if args.report_only or args.only:
             return _from_tables(args, cfg, tables)
         return _run(args, cfg, tables)
     finally:
         package_logger.setLevel(level_before)  # main() called from Python (the tests) leaves the logger as it was
 
 
-PARTS = ("sim", "xor", "parity", "real", "abl", "stab")
+PARTS = ("sim", "xor", "parity", "codes", "real", "abl", "stab")
 
 
 def _from_tables(args: argparse.Namespace, cfg: Config, tables: Path) -> Path:
@@ -78,10 +79,11 @@ def _from_tables(args: argparse.Namespace, cfg: Config, tables: Path) -> Path:
     cfg.seeds = tuple(int(v) for v in parts["sim"]["seed"].unique())
     skipped = [] if pd.isna(meta["skipped"]) else str(meta["skipped"]).split("; ")
     seconds = float(meta["seconds"])
-    if args.only_stability:
+    if args.only:
         start = time.perf_counter()
-        parts["stab"] = _stability_stage(cfg, skipped)
-        parts["stab"].to_csv(tables / "recovery_stab.csv", index=False)
+        part, stage = ALONE[args.only]
+        parts[part] = stage(cfg, skipped)
+        parts[part].to_csv(tables / f"recovery_{part}.csv", index=False)
         seconds += time.perf_counter() - start
     return write_report(args.out, cfg, parts, seconds, skipped, str(meta.get("load", "")))
 
@@ -97,6 +99,19 @@ def _stability_stage(cfg: Config, failed: list[str]) -> pd.DataFrame:
         failed,
         ("level", "set", "kind", "fraction found", "best node stability"),
     )
+
+
+def _codes_stage(cfg: Config, failed: list[str]) -> pd.DataFrame:
+    return _stage(
+        "parity codes",
+        lambda: pd.DataFrame([r for s in cfg.seeds for r in run_parity_codes(s, cfg)]),
+        failed,
+        ("code", "held-out loss"),
+    )
+
+
+# Stages that --only reruns alone: name -> (part of the report, stage).
+ALONE = {"stability": ("stab", _stability_stage), "codes": ("codes", _codes_stage)}
 
 
 def _run(args: argparse.Namespace, cfg: Config, tables: Path) -> Path:
@@ -128,6 +143,7 @@ def _run(args: argparse.Namespace, cfg: Config, tables: Path) -> Path:
             "set p-value",
         ),
     )
+    codes = _codes_stage(cfg, skipped)
     log(f"toys done ({time.perf_counter() - start:.0f} s)")
     real_sets = [
         w for w in EXPECTATIONS if cfg.real and (w.startswith("T cells") or (w.startswith("Paul15") and cfg.paul15))
@@ -137,7 +153,7 @@ def _run(args: argparse.Namespace, cfg: Config, tables: Path) -> Path:
     log(f"real data done ({time.perf_counter() - start:.0f} s)")
     stab = _stability_stage(cfg, skipped)
     log(f"stability done ({time.perf_counter() - start:.0f} s)")
-    parts = {"sim": sim, "xor": xor, "parity": parity, "real": real, "abl": abl, "stab": stab}
+    parts = {"sim": sim, "xor": xor, "parity": parity, "codes": codes, "real": real, "abl": abl, "stab": stab}
     if not cfg.smoke:
         for name, table in parts.items():
             table.to_csv(tables / f"recovery_{name}.csv", index=False)

@@ -39,6 +39,7 @@ class Config:
     # drawn log-uniformly in 1.5-2.5x (issue 15: where the XOR programme was lost).
     xor_fold_changes: tuple = (4.0, (1.5, 2.5))
     parity_cells: int = 500
+    parity_code_steps: int = 600  # full-batch Adam steps of the decoder fed oracle codes (toys.run_parity_codes)
     ablation_level: str = "medium"
     ablation_seeds: tuple[int, ...] = (0,)
     ablations: tuple[str, ...] = (
@@ -82,6 +83,7 @@ SMOKE = Config(
     n_null=20,
     xor_cells=300,
     parity_cells=300,
+    parity_code_steps=50,
     ablation_level="easy",
     ablation_seeds=(0,),
     ablations=("guided",),
