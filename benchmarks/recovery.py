@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from _recovery.bounds import run_bounds
 from _recovery.config import HERE, SMOKE, Config
 from _recovery.measure import log
 from _recovery.methods import OPTIONAL_PEERS, peers
@@ -50,7 +51,8 @@ def main(argv: list[str] | None = None) -> Path:
         "--only",
         choices=tuple(ALONE),
         help="rerun one stage alone (stability: criterion 5; codes: the parity decoder fed oracle codes,"
-        " criterion 8); the other tables come from the last run",
+        " criterion 8; bounds: oracle nodes and per-cell separability, criterion 1); the other tables come"
+        " from the last run",
     )
     args = parser.parse_args(argv)
     cfg = SMOKE if args.smoke else Config()
@@ -69,7 +71,7 @@ def main(argv: list[str] | None = None) -> Path:
         package_logger.setLevel(level_before)  # main() called from Python (the tests) leaves the logger as it was
 
 
-PARTS = ("sim", "xor", "parity", "codes", "real", "abl", "stab")
+PARTS = ("sim", "bounds", "xor", "parity", "codes", "real", "abl", "stab")
 
 
 def _from_tables(args: argparse.Namespace, cfg: Config, tables: Path) -> Path:
@@ -110,8 +112,21 @@ def _codes_stage(cfg: Config, failed: list[str]) -> pd.DataFrame:
     )
 
 
+def _bounds_stage(cfg: Config, failed: list[str]) -> pd.DataFrame:
+    return _stage(
+        "bounds",
+        lambda: pd.DataFrame([run_bounds(lv, s, cfg) for lv in cfg.levels for s in cfg.seeds]),
+        failed,
+        ("level", "oracle-node AUPRC", "supervised accuracy", "largest group share"),
+    )
+
+
 # Stages that --only reruns alone: name -> (part of the report, stage).
-ALONE = {"stability": ("stab", _stability_stage), "codes": ("codes", _codes_stage)}
+ALONE = {
+    "stability": ("stab", _stability_stage),
+    "codes": ("codes", _codes_stage),
+    "bounds": ("bounds", _bounds_stage),
+}
 
 
 def _run(args: argparse.Namespace, cfg: Config, tables: Path) -> Path:
@@ -122,6 +137,7 @@ def _run(args: argparse.Namespace, cfg: Config, tables: Path) -> Path:
     keep: dict = {}
     sim = pd.DataFrame([r for lv in cfg.levels for s in cfg.seeds for r in run_simulation(lv, s, cfg, runners, keep)])
     log(f"simulations done ({time.perf_counter() - start:.0f} s)")
+    bounds = _bounds_stage(cfg, skipped)
     abl = _stage("ablations", lambda: run_ablations(cfg, keep, sim), skipped)
     log(f"ablations done ({time.perf_counter() - start:.0f} s)")
     xor = _stage(
@@ -153,7 +169,7 @@ def _run(args: argparse.Namespace, cfg: Config, tables: Path) -> Path:
     log(f"real data done ({time.perf_counter() - start:.0f} s)")
     stab = _stability_stage(cfg, skipped)
     log(f"stability done ({time.perf_counter() - start:.0f} s)")
-    parts = {"sim": sim, "xor": xor, "parity": parity, "codes": codes, "real": real, "abl": abl, "stab": stab}
+    parts = dict(sim=sim, bounds=bounds, xor=xor, parity=parity, codes=codes, real=real, abl=abl, stab=stab)
     if not cfg.smoke:
         for name, table in parts.items():
             table.to_csv(tables / f"recovery_{name}.csv", index=False)
