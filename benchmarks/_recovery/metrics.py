@@ -71,3 +71,29 @@ def embedding_metrics(out: Output, x_input: np.ndarray, labels: np.ndarray, seed
 def best_precision(components: list[set[str]], programs: dict[str, set[str]], n: int = TOP) -> dict[str, float]:
     """Per program: the largest share of its genes among some component's top ``n`` genes."""
     return {p: max((len(c & genes) / n for c in components), default=np.nan) for p, genes in programs.items()}
+
+
+# The simulation table's row of what sd.tl.group_diff itself calls (self-contained and competitive tests).
+GROUP_DIFF_ROW = "scdeconv (group_diff)"
+
+
+def group_diff_metrics(adata, *, impact_key: str, groupby: str, truth: dict) -> dict:
+    """(b) as scdeconv's users get it: every group vs the rest by ``sd.tl.group_diff(group1="all")``.
+
+    A set is called in a group where its ``set_tests`` FDR is below ``FDR`` and its direction is
+    up; the package's test is the Mann-Whitney test above and a competitive test against random
+    sets of the same size and expression bins, the larger p-value counting.
+    """
+    import scdeconv as sd
+
+    result = sd.tl.group_diff(adata, groupby, "all", impact_key=impact_key, progress=False, copy=True)
+    tests = result.uns["scdeconv_group_diff"]["set_tests"]
+    tp = fp = n_pos = n_neg = 0
+    for group, planted in truth["groups"].items():
+        own = tests[tests["group"] == group]
+        called = set(own.loc[(own["fdr"] < FDR) & (own["direction"] == "up"), "gene_set"])
+        tp += len(called & set(planted))
+        fp += len(called & truth["negative"])
+        n_pos += len(planted)
+        n_neg += len(truth["negative"])
+    return {"power": tp / n_pos, "FPR neg": fp / n_neg, "FDP": fp / max(tp + fp, 1)}

@@ -15,7 +15,14 @@ from scdeconv.scoring import expression_bins
 from .config import LEVELS, Config
 from .measure import log
 from .methods import run_ours
-from .metrics import best_precision, embedding_metrics, group_metrics, recovery_metrics
+from .metrics import (
+    GROUP_DIFF_ROW,
+    best_precision,
+    embedding_metrics,
+    group_diff_metrics,
+    group_metrics,
+    recovery_metrics,
+)
 from .outputs import Output, lognorm, set_columns
 
 
@@ -59,7 +66,9 @@ def run_simulation(level: str, seed: int, cfg: Config, runners: dict, keep: dict
     if level == cfg.ablation_level and seed in cfg.ablation_seeds:
         keep[seed] = (adata, ctx, truth, {o.name: o for o in outputs})
     log(f"simulation {level}, seed {seed}: " + ", ".join(f"{o.name} {o.seconds:.0f} s" for o in outputs))
-    return [simulation_row(out, ctx, truth, level, seed) for out in outputs]
+    package = group_diff_metrics(adata, impact_key="scdeconv_impact", groupby="group", truth=truth)
+    rows = [simulation_row(out, ctx, truth, level, seed) for out in outputs]
+    return [*rows, {"level": level, "seed": seed, "method": GROUP_DIFF_ROW, **package}]
 
 
 def simulation_row(out: Output, ctx: dict, truth: dict, level: str, seed: int) -> dict:
