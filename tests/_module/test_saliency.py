@@ -120,6 +120,25 @@ def test_streamed_reductions_do_not_depend_on_the_batch_size():
     np.testing.assert_allclose(profile.sums[0], total, rtol=1e-4)
 
 
+def test_weighted_attribution_profile_matches_per_group_sums():
+    # Per group and node, the node-weighted sum of |attribution| over the group's cells: summed by
+    # matrix products over a batch's mixed groups, it must equal the per-group numpy sums.
+    module = random_network()
+    rng = np.random.default_rng(4)
+    counts = rng.poisson(2.0, size=(30, 11)).astype(np.float32)
+    labels = np.array([2, 0, 2, 1] * 7 + [0, 2])  # groups interleaved within every batch
+    weights = rng.random((30, 4))
+    (profile,) = stream(module, counts, [AttributionProfile(3, 4, 11, node_weights=weights)], labels=labels,
+                        method="gradient", batch_size=7)  # fmt: skip
+    x = module.prepare_input(torch.from_numpy(counts))
+    magnitude = attribution(module, x, method="gradient").abs().double().numpy()
+    for group in range(3):
+        rows = labels == group
+        expected = np.einsum("cn,cng->ng", weights[rows], magnitude[rows])
+        np.testing.assert_allclose(profile.sums[group], expected, rtol=1e-5, atol=1e-7)  # float32 batch sums
+        np.testing.assert_allclose(profile.weight_totals[group], weights[rows].sum(axis=0), rtol=1e-6)
+
+
 def robust_reference(row: np.ndarray, bins: np.ndarray, sets: list[np.ndarray]) -> np.ndarray:
     """numpy, one (cell, node) row: bin-wise (x - median) / (1.4826 MAD, else 1.2533 mean |dev|), Stouffer."""
     z = np.zeros_like(row)
