@@ -273,32 +273,49 @@ def _ratio(a, b):
     return a / b if a and b else None
 
 
+def _round_median(runs: list[dict], engine: str, key: str, over: str | None = None) -> float | None:
+    """Median over rounds of an engine's ``key``, or of its ratio to engine ``over``'s in the same round."""
+    values = [r[engine].get(key) if over is None else _ratio(r[engine].get(key), r.get(over, {}).get(key))
+              for r in runs]  # fmt: skip
+    values = [v for v in values if v is not None]
+    return float(np.median(values)) if values else None
+
+
 def _pct(gflops, matmul):
     return 100 * gflops / matmul["gflops"] if gflops and matmul.get("gflops") else None
 
 
 # ----------------------------------------------------------------------------- sections
 def section_train(args, w, sets, matmul) -> dict:
-    """Per data set and engine: steady-state epoch, setup, ratios. Returns the scdeconv Paul15 epoch (idle)."""
+    """Per data set and engine: steady-state epoch, setup, ratios. Returns the scdeconv Paul15 epoch (idle).
+
+    Engines run in ``--rounds`` rounds (every engine once per round, in turn), and each ratio is the
+    median over rounds of the ratio within a round: the machine's speed drifts over minutes (here
+    the bare loop's epoch moved 1.8x between two runs ten minutes apart), and engines measured
+    side by side share the drift.
+    """
     engine_names = [e for e in args.engines.split(",") if e]
     skipped = [reason for e in engine_names if (reason := engines.available(e))]
     engine_names = [e for e in engine_names if not engines.available(e)]
-    print(f"\nTraining, steady state ({load()}); {'; '.join(skipped) or 'all engines present'}")
+    rounds = 1 if args.smoke else args.rounds
+    print(f"\nTraining, steady state ({load()}; {rounds} round(s), medians); "
+          f"{'; '.join(skipped) or 'all engines present'}")  # fmt: skip
     header = ["data", "cells x genes", "epochs", "engine", "s/epoch", "setup s", "x bare loop", "scdeconv speed-up",
               "% matmul", "RSS GB"]  # fmt: skip
     rows, idle = [], {}
     for label, path, n_cells, n_genes, epochs in sets:
-        results = {e: w("train", path=path, engine=e, epochs=epochs) for e in engine_names}
-        ours = results.get("scdeconv", {}).get("s_epoch")
-        bare = results.get("bare", {}).get("s_epoch")
-        for e, r in results.items():
-            rows.append([label, f"{n_cells} x {n_genes}", epochs, e, r.get("s_epoch"), r.get("setup_s"),
-                         _ratio(r.get("s_epoch"), bare), _ratio(r.get("s_epoch"), ours) if e != "scdeconv" else None,
-                         _pct(r.get("gflops"), matmul), r.get("rss_gb")])  # fmt: skip
-        idle[label] = ours
+        runs = [{e: w("train", path=path, engine=e, epochs=epochs) for e in engine_names} for _ in range(rounds)]
+        for e in engine_names:
+            speed_up = None if e == "scdeconv" else _round_median(runs, e, "s_epoch", over="scdeconv")
+            rss = max(r[e].get("rss_gb") or 0 for r in runs)
+            rows.append([label, f"{n_cells} x {n_genes}", epochs, e, _round_median(runs, e, "s_epoch"),
+                         _round_median(runs, e, "setup_s"), _round_median(runs, e, "s_epoch", over="bare"), speed_up,
+                         _pct(_round_median(runs, e, "gflops"), matmul), rss])  # fmt: skip
+        idle[label] = _round_median(runs, "scdeconv", "s_epoch")
     print(table(header, rows))
     print("x bare loop: an engine's epoch over the bare torch loop's (target for scdeconv: <= 1.3); scdeconv")
-    print("speed-up: the engine's epoch over scdeconv's (target for LinearSCVI: >= 4).")
+    print("speed-up: the engine's epoch over scdeconv's (target for LinearSCVI: >= 4); ratios are medians over")
+    print("rounds of the ratio within a round.")
     return idle
 
 
@@ -387,6 +404,7 @@ def main() -> None:
     parser.add_argument("--copies", default="10", help="synthetic copies of Paul15 (x cells), comma-separated")
     parser.add_argument("--epochs", type=int, default=20, help="epochs per engine on Paul15 (median after the first)")
     parser.add_argument("--copy-epochs", type=int, default=6, help="epochs per engine on the copies")
+    parser.add_argument("--rounds", type=int, default=2, help="training rounds (every engine once per round)")
     parser.add_argument("--engines", default="bare,scdeconv,scvi,drvi", help="training engines to time")
     parser.add_argument("--scale", default="10000,100000", help="cells of the on-disk runs (x 2,000 genes)")
     parser.add_argument("--scale-epochs", type=int, default=1, help="epochs of each on-disk training run")
