@@ -35,14 +35,19 @@ def group_metrics(out: Output, labels: np.ndarray, truth: dict) -> dict:
         return {}
     act = out.activity.to_numpy()
     names = list(out.activity.columns)
-    tp = fp = n_pos = n_neg = 0
-    for group, planted in truth["groups"].items():
+    calls = {}
+    for group in truth["groups"]:
         tests = activity_tests(act[labels == group], act[labels != group], names)
-        called = set(tests.index[(tests["fdr"] < FDR) & (tests["effect"] > 0)])
-        tp += len(called & set(planted))
-        fp += len(called & truth["negative"])
-        n_pos += len(planted)
-        n_neg += len(truth["negative"])
+        calls[group] = set(tests.index[(tests["fdr"] < FDR) & (tests["effect"] > 0)])
+    return call_rates(calls, truth)
+
+
+def call_rates(calls: dict[str, set[str]], truth: dict) -> dict:
+    """Power (planted sets called in their group), FPR and FDP (clean negatives called) from each group's calls."""
+    tp = sum(len(calls[g] & set(planted)) for g, planted in truth["groups"].items())
+    fp = sum(len(calls[g] & truth["negative"]) for g in truth["groups"])
+    n_pos = sum(len(planted) for planted in truth["groups"].values())
+    n_neg = len(truth["negative"]) * len(truth["groups"])
     return {"power": tp / n_pos, "FPR neg": fp / n_neg, "FDP": fp / max(tp + fp, 1)}
 
 
@@ -88,12 +93,5 @@ def group_diff_metrics(adata, *, impact_key: str, groupby: str, truth: dict) -> 
 
     result = sd.tl.group_diff(adata, groupby, "all", impact_key=impact_key, progress=False, copy=True)
     tests = result.uns["scdeconv_group_diff"]["set_tests"]
-    tp = fp = n_pos = n_neg = 0
-    for group, planted in truth["groups"].items():
-        own = tests[tests["group"] == group]
-        called = set(own.loc[(own["fdr"] < FDR) & (own["direction"] == "up"), "gene_set"])
-        tp += len(called & set(planted))
-        fp += len(called & truth["negative"])
-        n_pos += len(planted)
-        n_neg += len(truth["negative"])
-    return {"power": tp / n_pos, "FPR neg": fp / n_neg, "FDP": fp / max(tp + fp, 1)}
+    called = tests[(tests["fdr"] < FDR) & (tests["direction"] == "up")]
+    return call_rates({g: set(called.loc[called["group"] == g, "gene_set"]) for g in truth["groups"]}, truth)
