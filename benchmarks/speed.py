@@ -290,9 +290,8 @@ def section_train(args, w, sets, matmul) -> dict:
     """Per data set and engine: steady-state epoch, setup, ratios. Returns the scdeconv Paul15 epoch (idle).
 
     Engines run in ``--rounds`` rounds (every engine once per round, in turn), and each ratio is the
-    median over rounds of the ratio within a round: the machine's speed drifts over minutes (here
-    the bare loop's epoch moved 1.8x between two runs ten minutes apart), and engines measured
-    side by side share the drift.
+    median over rounds of the ratio within a round: the machine's speed drifts over minutes
+    (benchmarks/README.md), and engines measured side by side share the drift.
     """
     engine_names = [e for e in args.engines.split(",") if e]
     skipped = [reason for e in engine_names if (reason := engines.available(e))]

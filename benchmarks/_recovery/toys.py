@@ -178,8 +178,8 @@ def run_parity_codes(seed: int, cfg: Config) -> list[dict]:
 
     scdeconv's decoder (128 hidden units, Softplus) and Poisson likelihood with size factors are
     fitted to the parity toy's counts from fixed codes instead of an encoder's output, on 80% of the
-    cells, full batch (Adam, lr 1e-2); the held-out mean Poisson deviance per entry (without
-    ``log(x!)``) is reported. Since the parity is a function of the factors, the data given
+    cells, full batch (Adam, lr 1e-2); the held-out mean Poisson negative log-likelihood per entry
+    (without ``log(x!)``) is reported. Since the parity is a function of the factors, the data given
     "factors + parity" are distributed exactly as given "factors": a parity node can lower no
     reconstruction loss once the factors are coded, and alone it explains nothing, so no
     reconstruction objective rewards a node for carrying it.
@@ -194,6 +194,7 @@ def run_parity_codes(seed: int, cfg: Config) -> list[dict]:
     factors = adata.obs[[f"F{k}" for k in range(3)]].to_numpy()
     rng = np.random.default_rng(seed)
     train = rng.random(len(factors)) < 0.8
+    fit, held_out = torch.as_tensor(train), torch.as_tensor(~train)
     log_library = torch.log(counts.sum(dim=1, keepdim=True))
 
     def loss(module, code, rows):
@@ -206,7 +207,6 @@ def run_parity_codes(seed: int, cfg: Config) -> list[dict]:
         torch.manual_seed(seed)
         module = Autoencoder(counts.shape[1], n_latent=code.shape[1], n_hidden=(128,))
         opt = torch.optim.Adam(module.decoder.parameters(), lr=1e-2)
-        fit, held_out = torch.as_tensor(train), torch.as_tensor(~train)
         for _ in range(cfg.parity_code_steps):
             opt.zero_grad()
             loss(module, code, fit).backward()
