@@ -217,7 +217,7 @@ def cell_gene_zscores(values: torch.Tensor, bins: torch.Tensor, *, by_bin: bool 
 def _lower_row_median(rows: torch.Tensor) -> torch.Tensor:
     """Each row's lower median (``torch.median``'s: the smaller middle value of an even count), as a column.
 
-    On the CPU numpy's partition is about 3x faster than ``torch.median`` along a dimension.
+    On the CPU numpy's partition is faster than ``torch.median`` along a dimension (benchmarks/README.md).
     """
     k = (rows.shape[1] - 1) // 2
     if rows.device.type != "cpu":
@@ -316,7 +316,8 @@ class CellBatch:
 
         With ``weights`` (cells x nodes) and ``values`` (cells, nodes, genes), each node's sum is
         weighted by its own column. Sums run over the batch's cells (a few hundred) in the
-        values' precision, float32 in practice: gathering each group's rows first cost 5-20x more.
+        values' precision, float32 in practice: gathering each group's rows first cost several times
+        more (benchmarks/README.md).
         """
         present, inverse = np.unique(self.labels, return_inverse=True)
         n_cells = values.shape[0]
