@@ -20,24 +20,30 @@ import scdeconv as sd
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--null", default="coexpression", choices=["expression", "coexpression"])
     args = parser.parse_args(argv)
     start = time.perf_counter()
     adata = sd.datasets.paul15()
     sd.pp.select_genes(adata)
     sd.tl.train_autoencoder(adata, seed=args.seed, progress=False)
-    sd.tl.module_impact(adata, progress=False)
+    sd.tl.module_impact(adata, null=args.null, progress=False)
     sd.tl.node_genes(adata, n_top=8, progress=False)
     sd.tl.annotate_nodes(adata, groupby="paul15_clusters", n_genes=8)
     table = sd.get.nodes_df(adata)
     stats = adata.uns["scdeconv_impact"]["set_stats"]
     marginal, conditional = int((stats["fdr"] < 0.05).sum()), int((stats["fdr_conditional"] < 0.05).sum())
     columns = ["node", "status", "annotation", "best_fdr", "called_sets", "active_in", "top_genes"]
+    if "module" in table:  # null="coexpression": the node's strongest called module and what it is made of
+        columns[4:4] = ["module", "module_fdr"]
     with pd.option_context("display.width", 250, "display.max_colwidth", 80, "display.float_format", "{:.2g}".format):
-        print(f"Paul15, default model, seed {args.seed}; sets at FDR < 0.05: {marginal}, conditional {conditional}")
+        print(f"Paul15, default model, seed {args.seed}, null={args.null!r}; sets at FDR < 0.05: {marginal}, "
+              f"conditional {conditional}")  # fmt: skip
         print(stats[stats["fdr"] < 0.05][["best_node", "null_z", "fdr", "fdr_conditional"]].to_string())
         print(table["status"].value_counts().to_string())
         print(f"novel programmes: {int(table['novel'].sum())}")
         print(table[table["status"].isin(["live", "redundant"])][columns].to_string(index=False))
+        if "module_sets" in adata.uns["scdeconv_impact"]:
+            print(adata.uns["scdeconv_impact"]["module_sets"].to_string())
     print(f"seconds {time.perf_counter() - start:.1f}")
     # Every cluster against the rest from one saliency pass, against one cluster alone.
     lap = time.perf_counter()

@@ -107,3 +107,57 @@ def test_coexpression_null_is_the_same_streamed_in_chunks_from_disk(counts_facto
     first, second = memory.uns["scdeconv_impact"], backed.uns["scdeconv_impact"]
     np.testing.assert_array_equal(first["gene_modules"], second["gene_modules"])
     np.testing.assert_allclose(first["null_z"], second["null_z"], rtol=1e-5, atol=1e-6)
+
+
+def test_a_module_a_node_carries_is_called_as_a_unit_and_named_by_the_set_inside_it():
+    # Node 0 lifts a whole 40-gene module by 1.5; a 30-gene set lies inside that module and has
+    # nothing of its own, so the coexpression null cannot call it (test above). The module itself,
+    # against random genes, is called on node 0 only, and the set is what it is made of.
+    from scdeconv.scoring import module_gene_sets, module_significance
+
+    rng = np.random.default_rng(5)
+    n_genes = 400
+    modules = np.repeat(np.arange(10), 40)
+    z = rng.standard_normal((2, n_genes))
+    z[0, modules == 0] += 1.5
+    inside = np.arange(5, 35)
+    spread = np.arange(0, n_genes, 20)  # 20 genes, two per module: over-represented in none
+    design = MatchedSets([inside, spread], np.zeros(n_genes, dtype=np.int64), 1000, 0, modules)
+    import pandas as pd
+
+    out = module_significance(z, modules, np.zeros(2, bool), design, ["INSIDE", "SPREAD"], pd.Index(["n0", "n1"]))
+    fdr = out["module_fdr"]
+    assert fdr.loc["n0", "module_0"] < 0.01  # null z about 1.5 * sqrt(40) = 9.5
+    assert (fdr.drop(columns="module_0").to_numpy() > 0.05).all() and (fdr.loc["n1"] > 0.05).all()
+    assert out["module_sets"].loc["module_0", "sets"] == "INSIDE"  # 30 of its 40 genes
+    assert out["module_sets"].loc["module_0", "top_share"] == pytest.approx(30 / 40)
+    assert (out["module_sets"].drop(index="module_0")["sets"] == "").all()
+    # The same labelling from the function itself, with an empty module left out of the scores.
+    labelled = module_gene_sets(np.where(modules == 9, 10, modules), [inside], ["INSIDE"], fdr=0.05)
+    assert labelled.loc["module_9", "n_genes"] == 0 and labelled.loc["module_0", "sets"] == "INSIDE"
+
+
+def test_annotate_nodes_names_a_node_by_its_module_when_no_set_is_called(counts_adata):
+    sd.tl.train_autoencoder(counts_adata, **FAST)
+    gene_sets = {"A": list(counts_adata.var_names[:10]), "B": list(counts_adata.var_names[10:25])}
+    kw = dict(gene_sets=gene_sets, n_modules=4, n_null=50, progress=False)
+    sd.tl.module_impact(counts_adata, null="coexpression", **kw)
+    impact = counts_adata.uns["scdeconv_impact"]
+    assert impact["module_null_z"].shape == (8, impact["module_sets"].shape[0])
+    impact["fdr_conditional"].loc[:, :] = 1.0  # no set called on any node: modules decide
+    impact["module_sets"]["sets"] = ["A; B", *[""] * (len(impact["module_sets"]) - 1)]
+    impact["module_fdr"].loc[:, :] = 1.0
+    named, unnamed = impact["node_stats"].index[~impact["node_stats"]["dead"]][:2]
+    first_module, second_module = impact["module_sets"].index[:2]
+    impact["module_fdr"].loc[named, first_module] = 0.001  # carries the module made of A and B
+    impact["module_fdr"].loc[unnamed, second_module] = 0.001  # carries a module of no given set
+    sd.tl.annotate_nodes(counts_adata)
+    table = sd.get.nodes_df(counts_adata).set_index("node")
+    assert table.loc[named, "annotation"] == f"{first_module}: A; B" and not table.loc[named, "novel"]
+    assert table.loc[named, "module_fdr"] == pytest.approx(0.001)
+    assert table.loc[unnamed, "annotation"] == "novel programme" and table.loc[unnamed, "novel"]
+    assert table.loc[unnamed, "module"] == second_module
+    # Without modules (the expression null) the table has no module columns.
+    sd.tl.module_impact(counts_adata, null="expression", key_added="plain", activity_key=None, **kw)
+    sd.tl.annotate_nodes(counts_adata, impact_key="plain", key_added="plain_nodes")
+    assert "module" not in sd.get.nodes_df(counts_adata, key="plain_nodes")

@@ -6,6 +6,9 @@ Two things decide CPU speed here, both measured on a 2-core machine (``benchmark
   ``exp(-beta x) / beta``, values near 1e-40 that the CPU handles in microcode: matrix products
   with them ran several times slower. Below 1.2e-38 a float carries nothing for training or for
   attributions, so the core treats denormals as zero while it computes (CPU flag, restored after).
+  The flag is per thread: torch's own call sets it on the calling thread only, so it is set on
+  every thread of torch's OpenMP pool too; with it on the calling thread alone, the other
+  threads' share of each product stayed slow.
 - **Threads.** torch's default uses every core; when another process is busy on them, its
   threads wait for each other and a step becomes many times slower. ``n_threads=None`` uses the
   CPUs this process may run on (affinity, cgroup quota) that no other process is busy on when a
@@ -17,12 +20,17 @@ Two things decide CPU speed here, both measured on a 2-core machine (``benchmark
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
+import logging
 import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import torch
+
+logger = logging.getLogger("scdeconv")
 
 
 def available_cpus() -> int:
@@ -79,6 +87,52 @@ def choose_threads(n_threads: int | None) -> int:
     return max(1, cpus - busy_elsewhere())
 
 
+@functools.cache
+def _openmp_runtime() -> ctypes.CDLL | None:
+    """The GNU OpenMP runtime torch runs its CPU threads on (loaded in this process), or None where there is none."""
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:  # not Linux
+        return None
+    paths = {line.split()[-1] for line in maps.splitlines() if "libgomp" in line.rsplit("/", 1)[-1]}
+    # Other wheels bring their own copy (scikit-learn's, loaded with scanpy), each with its own
+    # threads: take the one in torch's folder (pip wheels), else the one unvendored copy (conda).
+    torch_dir = str(Path(torch.__file__).resolve().parent)
+    ours = [p for p in paths if p.startswith(torch_dir)] or [p for p in paths if p.endswith("/libgomp.so.1")]
+    if len(ours) != 1:
+        return None
+    try:
+        runtime = ctypes.CDLL(ours[0])
+    except OSError:
+        return None
+    return runtime if hasattr(runtime, "GOMP_parallel") else None
+
+
+_THREAD_BODY = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+
+
+def set_flush_denormal_all_threads(flush: bool) -> bool:
+    """``torch.set_flush_denormal(flush)`` on this thread and on every thread of torch's OpenMP team.
+
+    Returns whether the CPU supports it. Where torch's threads do not run on GNU OpenMP (not
+    Linux), only this thread is set; :func:`flushes_on_all_threads` tells.
+    """
+    supported = torch.set_flush_denormal(flush)
+    runtime = _openmp_runtime()
+    if supported and runtime is not None and torch.get_num_threads() > 1:
+        body = _THREAD_BODY(lambda _: torch.set_flush_denormal(flush))  # each team thread takes the GIL in turn
+        runtime.GOMP_parallel(body, None, ctypes.c_uint(torch.get_num_threads()), ctypes.c_uint(0))
+    elif supported and torch.get_num_threads() > 1:
+        logger.debug("Denormals are flushed on the calling thread only (no GNU OpenMP runtime found).")
+    return supported
+
+
+def flushes_on_all_threads() -> bool:
+    """Whether a product split over torch's threads now flushes denormal results to zero in every share."""
+    tiny = torch.full((1 << 20,), 1e-20)  # large enough for torch to split it over its threads
+    return bool(((tiny * tiny) == 0).all())  # 1e-40 is denormal
+
+
 @contextlib.contextmanager
 def cpu_compute(device: torch.device | str, n_threads: int | None) -> Iterator[int]:
     """Inside: denormals are zero and torch uses :func:`choose_threads` threads (CPU only); restored after.
@@ -89,12 +143,12 @@ def cpu_compute(device: torch.device | str, n_threads: int | None) -> Iterator[i
         yield 0
         return
     threads_before = torch.get_num_threads()
-    flushing = torch.set_flush_denormal(True)
     threads = choose_threads(n_threads)
     torch.set_num_threads(threads)
+    flushing = set_flush_denormal_all_threads(True)
     try:
         yield threads
     finally:
-        torch.set_num_threads(threads_before)
         if flushing:
-            torch.set_flush_denormal(False)
+            set_flush_denormal_all_threads(False)
+        torch.set_num_threads(threads_before)

@@ -13,14 +13,14 @@ Two impact scores are built here from attributions streamed by :mod:`scdeconv._m
 
 Modules: ``_profiles`` (bins, z-scores, Stouffer sums, per-cell activity), ``_nodes`` (active
 cells, dead nodes), ``_null`` (matched random sets and the competitive test), ``_coexpression``
-(the co-expression modules random sets can be matched on), ``_stats`` (Welch
+(the co-expression modules random sets can be matched on, and what each is made of), ``_stats`` (Welch
 from moments, Benjamini-Hochberg), ``_significance`` (module_impact's tables), ``_group_tests``
 (group_diff's tests) and ``_display`` (the paper's display transforms).
 """
 
 from __future__ import annotations
 
-from ._coexpression import coexpression_modules
+from ._coexpression import coexpression_modules, module_columns, module_gene_sets
 from ._display import minmax_per_set, scaled_difference, visible_nodes
 from ._group_tests import (
     SampleDesign,
@@ -49,7 +49,7 @@ from ._profiles import (
     profile_enrichment,
     set_enrichment,
 )
-from ._significance import impact_significance
+from ._significance import impact_significance, module_significance
 from ._stats import TwoGroupTest, benjamini_hochberg, paired_t, welch_from_moments, welch_from_values
 
 __all__ = [
@@ -75,7 +75,10 @@ __all__ = [
     "matched_null",
     "min_active_cells",
     "minmax_per_set",
+    "module_columns",
+    "module_gene_sets",
     "module_null",
+    "module_significance",
     "node_set_tests",
     "node_statistics",
     "node_status",

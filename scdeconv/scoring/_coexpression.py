@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 N_COMPONENTS = 30  # principal components of the cells' expression that embed each gene
 KMEANS_ITERATIONS = 50
@@ -65,3 +66,42 @@ def _kmeans(points: np.ndarray, k: int, rng: np.random.Generator) -> tuple[np.nd
                 centres[c] = points[members].mean(axis=0)
     distance = ((points - centres[labels]) ** 2).sum(axis=1)
     return labels.astype(np.int64), float(distance.sum())
+
+
+def module_columns(modules: np.ndarray) -> list[np.ndarray]:
+    """Per module ``0 .. max``, the column indices of its genes (empty modules give empty arrays)."""
+    modules = np.asarray(modules)
+    return [np.flatnonzero(modules == m) for m in range(int(modules.max()) + 1 if len(modules) else 0)]
+
+
+def module_gene_sets(
+    modules: np.ndarray, set_columns: list[np.ndarray], set_names: list[str], *, fdr: float, n_sets: int = 3
+) -> pd.DataFrame:
+    """What each co-expression module is made of: the given gene sets over-represented among its genes.
+
+    Per module: ``n_genes``; ``sets`` (up to ``n_sets``, ``"; "``-joined, by p-value), those whose
+    overlap with the module is over-represented at Benjamini-Hochberg ``fdr`` (one-sided
+    hypergeometric test over the model's genes, BH over all module x set pairs); ``top_set`` and
+    ``top_share`` (the share of the module's genes in its most over-represented set, or ``""`` and 0).
+    """
+    from scipy.stats import hypergeom
+
+    from ._stats import benjamini_hochberg
+
+    columns = module_columns(modules)
+    n_genes = len(modules)
+    overlap = np.array([[np.isin(cols, s).sum() for s in set_columns] for cols in columns], dtype=np.int64)
+    module_size = np.array([len(c) for c in columns])[:, None]
+    set_size = np.array([len(s) for s in set_columns])[None, :]
+    pvalue = hypergeom.sf(overlap - 1, n_genes, set_size, module_size)  # P(overlap >= observed)
+    adjusted = benjamini_hochberg(np.where(overlap > 0, pvalue, 1.0))
+    rows = []
+    for m, cols in enumerate(columns):
+        order = [k for k in np.argsort(pvalue[m], kind="stable") if adjusted[m, k] < fdr]
+        rows.append({
+            "n_genes": len(cols),
+            "sets": "; ".join(set_names[k] for k in order[:n_sets]),
+            "top_set": set_names[order[0]] if order else "",
+            "top_share": float(overlap[m, order[0]] / max(len(cols), 1)) if order else 0.0,
+        })  # fmt: skip
+    return pd.DataFrame(rows, index=[f"module_{m}" for m in range(len(columns))])

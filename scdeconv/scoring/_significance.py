@@ -157,3 +157,46 @@ def impact_significance(
         "fdr_conditional": frame(floored(benjamini_hochberg(conditional))),
         "set_stats": set_stats.sort_values(["fdr", "null_z"], ascending=[True, False]),
     }
+
+
+def module_significance(
+    z: np.ndarray,
+    modules: np.ndarray,
+    dead: np.ndarray,
+    sets: MatchedSets,
+    set_names: list[str],
+    nodes: pd.Index,
+) -> dict[str, pd.DataFrame]:
+    """Each co-expression module scored on each node as one unit, against expression-matched random genes.
+
+    Under ``null="coexpression"`` a set is tested against genes of its own modules, so a set lying
+    inside one module (cell-cycle sets inside a mitotic module) cannot stand out from it, however
+    strongly a node carries the module. The module itself is then what the node encodes: its
+    Stouffer score over its genes (``module_impact``), tested like a set under the expression null
+    (``module_null_z``, ``module_fdr``: BH over live (node, module) pairs, floored at ``1 / (1 +
+    n_null)``), and named by the given sets over-represented among its genes (``module_sets``,
+    :func:`module_gene_sets`). ``sets`` gives the expression bins, ``n_null`` and seed of the
+    random sets and the given sets' columns.
+    """
+    from scipy.stats import norm
+
+    from ._coexpression import module_columns, module_gene_sets
+
+    labelled = module_gene_sets(modules, sets.set_columns, set_names, fdr=FDR)
+    all_columns = module_columns(modules)
+    keep = [m for m, cols in enumerate(all_columns) if len(cols)]
+    columns, names = [all_columns[m] for m in keep], labelled.index[keep]
+    design = MatchedSets(columns, sets.bins, sets.n_null, sets.seed)
+    test = competitive_test(z, design, live=~dead)
+    null_z = np.where(dead[:, None], np.nan, test.null_z)
+    fdr = null_floor(benjamini_hochberg(norm.sf(null_z)), sets.n_null)
+
+    def frame(values: np.ndarray) -> pd.DataFrame:
+        return pd.DataFrame(values, index=nodes, columns=names)
+
+    return {
+        "module_impact": frame(np.where(dead[:, None], 0.0, test.observed)),
+        "module_null_z": frame(null_z),
+        "module_fdr": frame(fdr),
+        "module_sets": labelled.loc[names],
+    }

@@ -52,6 +52,26 @@ def _set_columns(impact: dict, nodes: pd.Index, live: np.ndarray, fdr: float, n_
     return pd.DataFrame(rows, index=nodes)
 
 
+def _module_columns(impact: dict, nodes: pd.Index, live: np.ndarray, fdr: float) -> pd.DataFrame | None:
+    """Per node: its strongest co-expression module called at ``fdr``, that pair's FDR and the module's sets.
+
+    None when module_impact scored no modules (``null="expression"``).
+    """
+    if "module_null_z" not in impact:
+        return None
+    null_z, fdrs, labels = impact["module_null_z"], impact["module_fdr"], impact["module_sets"]
+    rows = []
+    for i, node in enumerate(nodes):
+        called = null_z.loc[node][fdrs.loc[node] < fdr].sort_values(ascending=False) if live[i] else null_z.iloc[:0, 0]
+        if len(called) == 0:
+            rows.append({"module": "", "module_fdr": np.nan, "module_sets": ""})
+            continue
+        best = called.index[0]
+        best_fdr = float(fdrs.loc[node, best])
+        rows.append({"module": best, "module_fdr": best_fdr, "module_sets": labels.loc[best, "sets"]})
+    return pd.DataFrame(rows, index=nodes)
+
+
 @inject_docs
 def annotate_nodes(
     adata: AnnData,
@@ -76,8 +96,12 @@ def annotate_nodes(
       rare), its best gene set by null z with that pair's FDR, and the sets called at ``fdr``
       (the conditional FDR ``fdr_conditional``, which does not call a set only for the genes it
       shares with a stronger called set).
-      A live node with no set called is flagged ``novel``: it varies over cells and drives genes,
-      but no given gene set explains it; its top genes say what it might be.
+      With ``null="coexpression"``, also the node's strongest co-expression module called at
+      ``fdr`` and the given sets that module is made of: a set inside a module the node carries
+      is not called under that null, and the module stands for it.
+      A live node with no set called, and no called module made of given sets, is flagged
+      ``novel``: it varies over cells and drives genes, but no given gene set explains it; its
+      top genes say what it might be.
     - the representation: a live node whose activation correlates (``|r| >=
       redundant_correlation`` over cells) with a node of larger impact is ``redundant`` (it
       repeats that node).
@@ -113,13 +137,16 @@ def annotate_nodes(
 
     ``node_table``
         DataFrame per node (``node_0 ...``): ``status`` (``"live"``, ``"dead"``, ``"rare"`` as in
-        ``node_stats``, or ``"redundant"``), ``annotation`` (the best set when some set is called,
-        ``"novel programme"`` for a live node without one, else ``""``), ``novel`` (bool),
+        ``node_stats``, or ``"redundant"``), ``annotation`` (the best set when some set is called;
+        else ``"module_7: SET_A; SET_B"`` when a called co-expression module is made of given
+        sets; ``"novel programme"`` for a live node with neither; else ``""``), ``novel`` (bool),
         ``best_set``, ``best_fdr``, ``best_null_z``, ``direction`` (only when module_impact reports
         the direction of each pair), ``called_sets`` (up to ``n_sets``, ``"; "``-joined) and
-        ``n_called``, ``redundant_with`` (the node it repeats, or ``""``), ``n_active`` (cells
-        that fire it), ``top_genes`` (with node_genes), ``stability`` (with stability) and, with
-        ``groupby``, ``active_in`` (categories, strongest first), ``top_group`` and ``top_lift``.
+        ``n_called``; with ``null="coexpression"``, ``module``, ``module_fdr`` and
+        ``module_sets`` (the node's strongest called module, or ``""``); ``redundant_with`` (the
+        node it repeats, or ``""``), ``n_active`` (cells that fire it), ``top_genes`` (with
+        node_genes), ``stability`` (with stability) and, with ``groupby``, ``active_in``
+        (categories, strongest first), ``top_group`` and ``top_lift``.
     ``params``
         The arguments, and which optional results were found (``node_genes_key`` and
         ``stability_key`` are ``""`` when absent).
@@ -143,9 +170,17 @@ def annotate_nodes(
     twins = redundant_nodes(latent, live, stats["max_impact"].to_numpy(), redundant_correlation)
     status = stats["status"].astype(str).to_numpy().copy()
     status[twins >= 0] = "redundant"
-    novel = live & (table["n_called"].to_numpy() == 0)
-    annotation = np.where(table["n_called"].to_numpy() > 0, table["best_set"].to_numpy(), "")
-    annotation = np.where(novel, "novel programme", annotation)
+    has_set = table["n_called"].to_numpy() > 0
+    annotation = np.where(has_set, table["best_set"].to_numpy(), "").astype(object)
+    modules = _module_columns(impact, nodes, live, fdr)
+    if modules is not None:
+        named = live & ~has_set & (modules["module_sets"].to_numpy() != "")
+        labels = [f"{m}: {sets}" for m, sets in zip(modules["module"], modules["module_sets"], strict=True)]
+        annotation = np.where(named, labels, annotation)
+        table = table.join(modules)
+        has_set = has_set | named
+    novel = live & ~has_set
+    annotation = np.where(novel, "novel programme", annotation).astype(str)
     table.insert(0, "status", status)
     table.insert(1, "annotation", annotation)
     table.insert(2, "novel", novel)

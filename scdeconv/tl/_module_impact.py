@@ -24,6 +24,7 @@ from ..scoring import (
     coexpression_modules,
     expression_bins,
     impact_significance,
+    module_significance,
     node_statistics,
     profile_enrichment,
 )
@@ -253,6 +254,13 @@ def module_impact(
         NaN for dead nodes.
     ``gene_modules``
         With ``null="coexpression"``: the co-expression module of each model gene (integers).
+    ``module_impact``, ``module_null_z``, ``module_fdr``, ``module_sets``
+        With ``null="coexpression"``: each co-expression module scored on each node as one unit
+        (nodes x modules ``module_0 ...``; tested against expression-matched random genes, since
+        the coexpression null cannot test a module against itself), and per module its
+        ``n_genes`` and the given sets over-represented among its genes (``sets``, ``top_set``,
+        ``top_share``; :func:`scdeconv.scoring.module_significance`). A set inside a module a
+        node carries is not called under this null; the module is, named by its sets.
     ``set_stats``
         DataFrame per gene set: ``best_node``, its ``null_z``, ``pvalue`` and ``fdr`` for "some
         node encodes this set" (Sidak over nodes, BH over sets) and ``pvalue_empirical``
@@ -374,6 +382,8 @@ def module_impact(
             result["gene_modules"] = modules
         design = MatchedSets(set_columns, bins, n_null, seed, modules)
         result.update(impact_significance(pooled, impact, dead, design))
+        if modules is not None:
+            result.update(module_significance(pooled, modules, dead, design, names, impact.index))
     if activity is not None:
         adata.obsm[activity_key] = pd.DataFrame(activity.activity, index=adata.obs_names, columns=names)
     if groupby is not None:
