@@ -20,7 +20,7 @@ import scdeconv as sd
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--null", default="coexpression", choices=["expression", "coexpression"])
+    parser.add_argument("--null", default="expression", choices=["expression", "coexpression"])
     args = parser.parse_args(argv)
     start = time.perf_counter()
     adata = sd.datasets.paul15()
