@@ -31,17 +31,22 @@ def test_module_null_matches_a_hand_enumeration():
     np.testing.assert_array_equal(null.n_exceeding, again.n_exceeding)
 
 
+def _node_lifting_module_0(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ten 40-gene modules and gene z-scores of two nodes; node 0 lifts all of module 0 by 1.5."""
+    rng = np.random.default_rng(seed)
+    modules = np.repeat(np.arange(10), 40)
+    z = rng.standard_normal((2, len(modules)))
+    z[0, modules == 0] += 1.5
+    return modules, z
+
+
 def test_module_null_calls_a_planted_set_but_not_a_module_that_merely_moves():
     # A node lifts a whole 40-gene module by 1.5; a planted set of 15 of its genes lifts a further 2.
-    rng = np.random.default_rng(3)
-    n_genes = 400
-    modules = np.repeat(np.arange(10), 40)
-    z = rng.standard_normal((2, n_genes))
-    z[0, modules == 0] += 1.5
+    modules, z = _node_lifting_module_0(seed=3)
     planted = np.arange(15)
     z[0, planted] += 2.0
     bystander = np.arange(20, 35)  # 15 genes of the lifted module with nothing of their own
-    bins = np.zeros(n_genes, dtype=np.int64)
+    bins = np.zeros(z.shape[1], dtype=np.int64)
     columns = [planted, bystander]
     exchangeable = competitive_test(z, MatchedSets(columns, bins, 1000, 0))
     matched = competitive_test(z, MatchedSets(columns, bins, 1000, 0, modules))
@@ -115,11 +120,8 @@ def test_a_module_a_node_carries_is_called_as_a_unit_and_named_by_the_set_inside
     # against random genes, is called on node 0 only, and the set is what it is made of.
     from scdeconv.scoring import module_gene_sets, module_significance
 
-    rng = np.random.default_rng(5)
-    n_genes = 400
-    modules = np.repeat(np.arange(10), 40)
-    z = rng.standard_normal((2, n_genes))
-    z[0, modules == 0] += 1.5
+    modules, z = _node_lifting_module_0(seed=5)
+    n_genes = z.shape[1]
     inside = np.arange(5, 35)
     spread = np.arange(0, n_genes, 20)  # 20 genes, two per module: over-represented in none
     design = MatchedSets([inside, spread], np.zeros(n_genes, dtype=np.int64), 1000, 0, modules)
