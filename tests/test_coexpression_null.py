@@ -3,6 +3,7 @@
 import itertools
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import scdeconv as sd
@@ -163,3 +164,18 @@ def test_annotate_nodes_names_a_node_by_its_module_when_no_set_is_called(counts_
     sd.tl.module_impact(counts_adata, null="expression", key_added="plain", activity_key=None, **kw)
     sd.tl.annotate_nodes(counts_adata, impact_key="plain", key_added="plain_nodes")
     assert "module" not in sd.get.nodes_df(counts_adata, key="plain_nodes")
+
+
+def test_group_diff_tests_the_sets_a_called_module_is_made_of():
+    # Under null="coexpression" a set inside a module the node carries is not called itself; the
+    # module is. group_diff's pairs="called" must still test that (node, set) pair.
+    from scdeconv.tl._group_diff import _carried_by_modules
+
+    nodes, names = pd.Index(["node_0", "node_1"]), ["INSIDE", "OTHER", "ALSO"]
+    stored = {
+        "module_fdr": pd.DataFrame([[0.001, 0.5], [0.5, 0.5]], index=nodes, columns=["module_0", "module_1"]),
+        "module_sets": pd.DataFrame({"sets": ["INSIDE; ALSO", "OTHER"]}, index=["module_0", "module_1"]),
+    }
+    carried = _carried_by_modules(stored, nodes, names)
+    np.testing.assert_array_equal(carried, [[True, False, True], [False, False, False]])
+    assert not _carried_by_modules({}, nodes, names).any()  # null="expression": nothing added

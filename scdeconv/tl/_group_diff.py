@@ -245,7 +245,8 @@ def group_diff(
         Cells a sample needs in a group to enter that group's sample-level test.
     pairs
         Which (node, set) pairs the FDR of ``node_set_tests`` is over: ``"called"`` (default), those
-        the whole-data impact calls (FDR < 0.05; every live pair when the impact has no FDR, as
+        the whole-data impact calls (FDR < 0.05; with ``null="coexpression"`` also the sets a
+        module called on the node is made of; every live pair when the impact has no FDR, as
         with ``score="median"`` or ``n_null=0``); ``"all"``, every live pair.
     impact_key
         ``uns`` key of the :func:`scdeconv.tl.module_impact` result to reuse.
@@ -395,15 +396,32 @@ def _tested_pairs(stored: dict, pairs: str, nodes: pd.Index, names: list[str]) -
     """The (node, set) pairs whose group differences the FDR is over, and the choice as recorded.
 
     ``"called"``: the pairs the whole-data impact calls (FDR < ``FDR``), as the paper's panel e
-    shows differences only where the whole-data impact is high. An impact without an FDR
-    (``score="median"`` or ``n_null=0``) calls nothing, so every live pair is tested.
+    shows differences only where the whole-data impact is high; with ``null="coexpression"``,
+    also a set that a co-expression module called on the node is made of (the module stands for
+    a set that cannot stand out from it). An impact without an FDR (``score="median"`` or
+    ``n_null=0``) calls nothing, so every live pair is tested.
     """
     if pairs == "called" and "fdr" in stored:
         fdr = pd.DataFrame(stored["fdr"]).reindex(index=nodes, columns=names).to_numpy(dtype=float)
-        return np.nan_to_num(fdr, nan=1.0) < FDR, "called"
+        return (np.nan_to_num(fdr, nan=1.0) < FDR) | _carried_by_modules(stored, nodes, names), "called"
     if pairs == "called":
         logger.info("The impact has no FDR (score='median' or n_null=0): group_diff tests every live (node, set) pair.")
     return None, "all"
+
+
+def _carried_by_modules(stored: dict, nodes: pd.Index, names: list[str]) -> np.ndarray:
+    """Nodes x sets: the set is among those a co-expression module called on the node is made of."""
+    carried = np.zeros((len(nodes), len(names)), dtype=bool)
+    if "module_fdr" not in stored:  # null="expression": no modules scored
+        return carried
+    made_of_sets = pd.DataFrame(stored["module_sets"])["sets"]
+    module_fdr = pd.DataFrame(stored["module_fdr"]).reindex(index=nodes, columns=made_of_sets.index)
+    module_fdr = module_fdr.to_numpy(dtype=float)
+    column = {name: k for k, name in enumerate(names)}
+    for m, made_of in enumerate(made_of_sets):
+        members = [column[name] for name in str(made_of).split("; ") if name in column]
+        carried[:, members] |= (np.nan_to_num(module_fdr[:, m], nan=1.0) < FDR)[:, None]
+    return carried
 
 
 def _all_groups_result(results: dict[str, dict], record: dict) -> dict:
