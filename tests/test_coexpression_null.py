@@ -174,8 +174,20 @@ def test_group_diff_tests_the_sets_a_called_module_is_made_of():
     nodes, names = pd.Index(["node_0", "node_1"]), ["INSIDE", "OTHER", "ALSO"]
     stored = {
         "module_fdr": pd.DataFrame([[0.001, 0.5], [0.5, 0.5]], index=nodes, columns=["module_0", "module_1"]),
-        "module_sets": pd.DataFrame({"sets": ["INSIDE; ALSO", "OTHER"]}, index=["module_0", "module_1"]),
+        "module_sets": pd.DataFrame({"all_sets": ["INSIDE; ALSO", "OTHER"]}, index=["module_0", "module_1"]),
     }
     carried = _carried_by_modules(stored, nodes, names)
     np.testing.assert_array_equal(carried, [[True, False, True], [False, False, False]])
     assert not _carried_by_modules({}, nodes, names).any()  # null="expression": nothing added
+
+
+def test_module_gene_sets_labels_with_the_first_sets_and_keeps_all_of_them():
+    # Four sets of 10 genes, all inside module 0 (40 of 400 genes): each is over-represented there.
+    from scdeconv.scoring import module_gene_sets
+
+    modules = np.repeat(np.arange(10), 40)
+    columns = [np.arange(10 * k, 10 * k + 10) for k in range(4)]
+    labelled = module_gene_sets(modules, columns, ["A", "B", "C", "D"], fdr=0.05, n_sets=3)
+    assert len(labelled.loc["module_0", "sets"].split("; ")) == 3
+    assert sorted(labelled.loc["module_0", "all_sets"].split("; ")) == ["A", "B", "C", "D"]
+    assert (labelled.drop(index="module_0")["all_sets"] == "").all()

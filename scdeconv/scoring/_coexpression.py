@@ -79,10 +79,11 @@ def module_gene_sets(
 ) -> pd.DataFrame:
     """What each co-expression module is made of: the given gene sets over-represented among its genes.
 
-    Per module: ``n_genes``; ``sets`` (up to ``n_sets``, ``"; "``-joined, by p-value), those whose
-    overlap with the module is over-represented at Benjamini-Hochberg ``fdr`` (one-sided
-    hypergeometric test over the model's genes, BH over all module x set pairs); ``top_set`` and
-    ``top_share`` (the share of the module's genes in its most over-represented set, or ``""`` and 0).
+    Per module: ``n_genes``; ``all_sets`` (``"; "``-joined, by p-value), those whose overlap with
+    the module is over-represented at Benjamini-Hochberg ``fdr`` (one-sided hypergeometric test
+    over the model's genes, BH over all module x set pairs), and ``sets``, the first ``n_sets`` of
+    them (the label); ``top_set`` and ``top_share`` (the share of the module's genes in its most
+    over-represented set, or ``""`` and 0).
     """
     from scipy.stats import hypergeom
 
@@ -101,6 +102,7 @@ def module_gene_sets(
         rows.append({
             "n_genes": len(cols),
             "sets": "; ".join(set_names[k] for k in order[:n_sets]),
+            "all_sets": "; ".join(set_names[k] for k in order),
             "top_set": set_names[order[0]] if order else "",
             "top_share": float(overlap[m, order[0]] / max(len(cols), 1)) if order else 0.0,
         })  # fmt: skip

@@ -414,7 +414,7 @@ def _carried_by_modules(stored: dict, nodes: pd.Index, names: list[str]) -> np.n
     carried = np.zeros((len(nodes), len(names)), dtype=bool)
     if "module_fdr" not in stored:  # null="expression": no modules scored
         return carried
-    made_of_sets = pd.DataFrame(stored["module_sets"])["sets"]
+    made_of_sets = pd.DataFrame(stored["module_sets"])["all_sets"]
     module_fdr = pd.DataFrame(stored["module_fdr"]).reindex(index=nodes, columns=made_of_sets.index)
     module_fdr = module_fdr.to_numpy(dtype=float)
     column = {name: k for k, name in enumerate(names)}

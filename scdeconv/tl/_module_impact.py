@@ -258,8 +258,9 @@ def module_impact(
         With ``null="coexpression"``: each co-expression module scored on each node as one unit
         (nodes x modules ``module_0 ...``; tested against expression-matched random genes, since
         the coexpression null cannot test a module against itself), and per module its
-        ``n_genes`` and the given sets over-represented among its genes (``sets``, ``top_set``,
-        ``top_share``; :func:`scdeconv.scoring.module_significance`). A set inside a module a
+        ``n_genes`` and the given sets over-represented among its genes (``all_sets``; ``sets``,
+        the first three, its label; ``top_set``, ``top_share``;
+        :func:`scdeconv.scoring.module_significance`). A set inside a module a
         node carries is not called under this null; the module is, named by its sets.
     ``set_stats``
         DataFrame per gene set: ``best_node``, its ``null_z``, ``pvalue`` and ``fdr`` for "some
