@@ -32,7 +32,7 @@ def test_busy_elsewhere_reads_proc():
 
 @pytest.mark.skipif(compute.available_cpus() < 2, reason="needs two CPUs for torch to split a product")
 def test_denormals_flushed_on_every_thread_inside_cpu_compute_and_restored_after():
-    import sklearn.utils._openmp_helpers  # noqa: F401  (loads scikit-learn's own libgomp beside torch's, as scanpy does)
+    import sklearn.cluster  # noqa: F401  (loads scikit-learn's own libgomp beside torch's, as scanpy does)
     import torch
 
     maps = Path("/proc/self/maps").read_text() if Path("/proc/self/maps").exists() else ""
