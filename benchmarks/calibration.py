@@ -9,7 +9,8 @@ For each seed it simulates ``simulate_hematopoiesis`` data (12 Hallmark sets pla
 
 - null model of ``module_impact`` (default score): mean and sd of the null z of (live node,
   negative set) pairs (calibrated: 0 and 1), the share of those pairs at FDR < 0.05 (false
-  calls), and the power: planted sets called at some live node (FDR < 0.05), and at the set level
+  calls), and the power: planted sets called at some live node (FDR < 0.05), or part of a
+  co-expression module called there (the default ``null="coexpression"``), and at the set level
   (``set_stats`` FDR < 0.05); and, at the set level before and after the conditional test of
   overlapping sets (``fdr_conditional``), planted power and the unplanted sets called among those
   sharing at least 20 % of their genes with one planted set ("overlapping") and the rest ("others");
@@ -58,9 +59,19 @@ def null_model_figures(adata, planted: list[str], negatives: list[str]) -> dict[
         "null z sd (neg)": float(z.std()),
         "neg pairs called": float((fdr[negatives] < 0.05).to_numpy().mean()),
         "power (node)": float(np.mean([fdr[s].min() < 0.05 for s in planted])),
+        "power (node or its module)": module_power(adata, planted),
         "neg sets called": int((result["set_stats"].loc[negatives, "fdr"] < 0.05).sum()),
         **overlap_figures(result, planted),
     }
+
+
+def module_power(adata, planted: list[str]) -> float:
+    """Planted sets called on a live node, or part of a co-expression module called there (null="coexpression")."""
+    table = sd.get.impact_df(adata)
+    found = table["fdr"] < 0.05
+    if "module" in table:
+        found |= table["module"] != ""
+    return float(np.mean([s in set(table.loc[found, "gene_set"]) for s in planted]))
 
 
 def overlap_figures(result, planted: list[str]) -> dict[str, float]:

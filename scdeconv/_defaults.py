@@ -21,7 +21,7 @@ MIN_ACTIVE_CELLS = 10
 MIN_ACTIVE_FRACTION = 0.005
 # Equal-count expression bins that gene z-scores and the null model match genes within.
 N_BINS = 10
-# Random expression-matched gene sets per (node, set) in the null model.
+# Random matched gene sets per (node, set) in the null model.
 N_NULL = 1000
 # null="coexpression": co-expression modules of the model's genes, clustered from the expression of
 # a random half of the cells (at most MODULE_CELLS of them).

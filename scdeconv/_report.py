@@ -12,7 +12,14 @@ from .scoring import min_active_cells
 
 SCORE_TEXT = {
     "median": "per-cell median over each set's genes, mean over cells (the paper's score)",
-    "enrichment": "expression-matched enrichment of each set's genes per node (Stouffer z)",
+    "enrichment": "enrichment of each set's genes per node (Stouffer z)",
+}
+NULL_TEXT = {
+    "expression": "tested against random gene sets of the same expression levels",
+    "coexpression": (
+        "tested against random gene sets of the same expression levels and against random genes of the same "
+        "co-expression modules (both must reject), each module also scored as one unit"
+    ),
 }
 PROFILE_TEXT = {
     "expression": "on the expression shift of the node's active cells",
@@ -25,11 +32,14 @@ def impact_text(params: dict) -> str:
     text = f"{params['method']} attributions, {SCORE_TEXT[params['score']]}"
     if params["score"] == "enrichment":
         text += " " + PROFILE_TEXT[scored_profile(params)]
+        if int(params.get("n_null", 0) or 0) > 0:
+            text += ", " + NULL_TEXT[params.get("null", "expression")]
     return text
 
 
 def _short(name: str) -> str:
-    return name.removeprefix("HALLMARK_")
+    """A gene-set name, or a module label naming several, without MSigDB's collection prefix."""
+    return name.replace("HALLMARK_", "")
 
 
 def _fdr_text(value: float, floor: float | None) -> str:
@@ -99,15 +109,27 @@ def node_records(adata: AnnData, *, key: str = NODES_KEY) -> list[str]:
     counts = nodes_df(adata, key)["status"].value_counts()
     summary = ", ".join(f"{n} {status}" for status, n in counts.items())
     rows = [
-        f"Nodes: {summary}; {int(table['novel'].sum())} novel programmes (live, no gene set called). FDR: the "
-        "best set's, conditional on the stronger sets called on the node that share its genes (a set called "
-        "only through their genes is not this node's programme; panel d's table below gives the marginal calls).",
+        f"Nodes: {summary}; {int(table['novel'].sum())} novel programmes (live; no gene set called, "
+        "nor a module made of given sets). "
+        "FDR: the best set's, conditional on the stronger sets called on the node that share its genes (a set "
+        "called only through their genes is not this node's programme; panel d's table below gives the marginal "
+        "calls). A node with no set called but a co-expression module called (`module_k: the sets it is made "
+        "of`) shows the module's FDR: its genes move together, so the module is tested as one unit.",
         "",
     ]
     rows += ["| node | programme | FDR | active in | top genes |", "|---|---|---|---|---|"]
+    modules = adata.uns[IMPACT_KEY].get("module_sets")
     for r in table.itertuples():
         name = _short(r.annotation) if r.status == "live" else f"redundant with {r.redundant_with}"
-        fdr = _fdr_text(r.best_fdr, floor) if not r.novel else ""
+        by_module = r.n_called == 0 and bool(getattr(r, "module", ""))
+        fdr = "" if r.novel or not name else _fdr_text(r.module_fdr if by_module else r.best_fdr, floor)
+        if by_module and r.status == "live":
+            made_of = modules.loc[r.module]
+            name += (
+                f" ({r.module}: {made_of['n_genes']} genes, no set over-represented)"
+                if r.novel
+                else f" ({made_of['n_genes']} genes, {made_of['top_share']:.0%} in the first set)"
+            )
         rows.append(f"| {r.node} | {name} | {fdr} | {getattr(r, 'active_in', '')} | {getattr(r, 'top_genes', '')} |")
     return rows
 

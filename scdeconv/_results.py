@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+import pandas as pd
 from anndata import AnnData
 
 from ._logging import logger
@@ -133,3 +135,31 @@ def claim_obsm_key(adata: AnnData, key: str, *, ours: bool, what: str) -> None:
 def scored_profile(impact_params: dict) -> str:
     """The gene profile a module_impact result scored; results written before it was a choice scored attributions."""
     return impact_params.get("profile", "attribution")
+
+
+def carrying_modules(impact: Mapping) -> pd.DataFrame:
+    """Nodes x sets: the co-expression module called on the node (FDR < ``FDR``) that the set is part of, or ``""``.
+
+    Under ``null="coexpression"`` a set lying inside a co-expression module cannot stand out from
+    its own module mates, so a node that carries the module calls the module, not the set; the
+    set is then among those the module is made of (``module_sets["all_sets"]``). Where several
+    called modules hold the set, the one with the smallest FDR on the node. All ``""`` when the
+    impact scored no modules (``null="expression"``).
+    """
+    from ._defaults import FDR
+
+    fdr = pd.DataFrame(impact["fdr"]) if "fdr" in impact else pd.DataFrame()
+    carrying = pd.DataFrame("", index=fdr.index, columns=fdr.columns, dtype=object)
+    if "module_fdr" not in impact:
+        return carrying
+    made_of = pd.DataFrame(impact["module_sets"])["all_sets"]
+    module_fdr = pd.DataFrame(impact["module_fdr"]).reindex(index=fdr.index, columns=made_of.index)
+    best = np.full(carrying.shape, np.inf)
+    column = {name: k for k, name in enumerate(fdr.columns)}
+    for module, sets in made_of.items():
+        members = [column[name] for name in str(sets).split("; ") if name in column]
+        level = np.nan_to_num(module_fdr[module].to_numpy(dtype=float), nan=1.0)[:, None]
+        better = (level < FDR) & (level < best[:, members])
+        best[:, members] = np.where(better, level, best[:, members])
+        carrying.iloc[:, members] = np.where(better, module, carrying.iloc[:, members].to_numpy())
+    return carrying

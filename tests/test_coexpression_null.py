@@ -67,13 +67,12 @@ def test_coexpression_modules_recover_planted_blocks():
     assert len(set(labels)) == 3
 
 
-def test_module_impact_coexpression_null_is_recorded(counts_adata):
+def test_module_impact_coexpression_null_is_the_recorded_default(counts_adata):
     sd.tl.train_autoencoder(counts_adata, **FAST)
     gene_sets = {"A": list(counts_adata.var_names[:10]), "B": list(counts_adata.var_names[10:25])}
     sd.tl.module_impact(
         counts_adata,
         gene_sets=gene_sets,
-        null="coexpression",
         n_modules=4,
         n_null=50,
         profile="expression",
@@ -83,7 +82,9 @@ def test_module_impact_coexpression_null_is_recorded(counts_adata):
     assert result["params"]["null"] == "coexpression" and result["params"]["n_modules"] == 4
     assert result["gene_modules"].shape == (counts_adata.n_vars,) and set(result["gene_modules"]) <= set(range(4))
     assert result["null_z"].shape == (8, 2) and "fdr_conditional" in result["set_stats"]
-    sd.tl.module_impact(counts_adata, gene_sets=gene_sets, n_null=50, progress=False, key_added="plain")
+    sd.tl.module_impact(
+        counts_adata, gene_sets=gene_sets, null="expression", n_null=50, progress=False, key_added="plain"
+    )
     assert (
         counts_adata.uns["plain"]["params"]["null"] == "expression" and "gene_modules" not in counts_adata.uns["plain"]
     )
@@ -166,19 +167,28 @@ def test_annotate_nodes_names_a_node_by_its_module_when_no_set_is_called(counts_
     assert "module" not in sd.get.nodes_df(counts_adata, key="plain_nodes")
 
 
-def test_group_diff_tests_the_sets_a_called_module_is_made_of():
+def test_carrying_modules_names_the_called_module_a_set_is_part_of():
     # Under null="coexpression" a set inside a module the node carries is not called itself; the
-    # module is. group_diff's pairs="called" must still test that (node, set) pair.
-    from scdeconv.tl._group_diff import _carried_by_modules
+    # module is. carrying_modules names it per (node, set), which group_diff's pairs="called" and
+    # impact_df's "module" column read; of two called modules, the one with the smaller FDR.
+    from scdeconv._results import carrying_modules
 
     nodes, names = pd.Index(["node_0", "node_1"]), ["INSIDE", "OTHER", "ALSO"]
     stored = {
-        "module_fdr": pd.DataFrame([[0.001, 0.5], [0.5, 0.5]], index=nodes, columns=["module_0", "module_1"]),
-        "module_sets": pd.DataFrame({"all_sets": ["INSIDE; ALSO", "OTHER"]}, index=["module_0", "module_1"]),
+        "fdr": pd.DataFrame(0.5, index=nodes, columns=names),
+        "module_fdr": pd.DataFrame(
+            [[0.001, 0.5, 0.01], [0.5, 0.5, 0.5]], index=nodes, columns=["module_0", "module_1", "module_2"]
+        ),
+        "module_sets": pd.DataFrame(
+            {"all_sets": ["INSIDE; ALSO", "OTHER", "ALSO"]}, index=["module_0", "module_1", "module_2"]
+        ),
     }
-    carried = _carried_by_modules(stored, nodes, names)
-    np.testing.assert_array_equal(carried, [[True, False, True], [False, False, False]])
-    assert not _carried_by_modules({}, nodes, names).any()  # null="expression": nothing added
+    carrying = carrying_modules(stored)
+    assert carrying.loc["node_0"].tolist() == ["module_0", "", "module_0"]
+    stored["module_fdr"].loc["node_0", "module_0"] = 0.02  # now module_2 is the stronger holder of ALSO
+    assert carrying_modules(stored).loc["node_0"].tolist() == ["module_0", "", "module_2"]
+    assert (carrying_modules(stored).loc["node_1"] == "").all()
+    assert (carrying_modules({"fdr": stored["fdr"]}) == "").all().all()  # null="expression": no modules
 
 
 def test_module_gene_sets_labels_with_the_first_sets_and_keeps_all_of_them():
@@ -191,3 +201,33 @@ def test_module_gene_sets_labels_with_the_first_sets_and_keeps_all_of_them():
     assert len(labelled.loc["module_0", "sets"].split("; ")) == 3
     assert sorted(labelled.loc["module_0", "all_sets"].split("; ")) == ["A", "B", "C", "D"]
     assert (labelled.drop(index="module_0")["all_sets"] == "").all()
+
+
+@pytest.mark.parametrize("shape", [(60, 25), (25, 60)])  # more cells than genes, and fewer
+def test_principal_loadings_match_the_svd(shape):
+    from scdeconv.scoring._coexpression import _principal_loadings
+
+    x = np.random.default_rng(1).standard_normal(shape)
+    x -= x.mean(axis=0)
+    _, values, vt = np.linalg.svd(x, full_matrices=False)
+    # Each component's sign is arbitrary: compare up to it, column by column.
+    expected, got = vt[:6].T * values[:6], _principal_loadings(x, 6)
+    np.testing.assert_allclose(np.abs(got), np.abs(expected), atol=1e-10)
+    np.testing.assert_allclose(np.abs((got * expected).sum(axis=0)), (expected**2).sum(axis=0), rtol=1e-10)
+
+
+def test_a_set_that_falls_less_than_its_module_is_not_called():
+    # A node shuts module 0 down by 2; a set of 15 of its genes falls only by 0.5. It beats its
+    # module mates by far, but it does not rise: both nulls must reject, so it is not called.
+    modules, z = _node_lifting_module_0(seed=5)
+    z[0, modules == 0] -= 1.5 + 2.0  # undo the helper's lift, then shut the module down
+    falling_less = np.arange(15)
+    z[0, falling_less] += 1.5
+    bins = np.zeros(z.shape[1], dtype=np.int64)
+    mates_only = sd.scoring.module_null(z, modules, [falling_less], n_null=1000, seed=0)
+    assert ((sd.scoring.set_enrichment(z, [falling_less]) - mates_only.mean) / mates_only.sd)[0, 0] > 4
+    both = competitive_test(z, MatchedSets([falling_less], bins, 1000, 0, modules))
+    assert both.null_z[0, 0] < 0 and both.pvalue[0, 0] > 0.5 and both.pvalue_empirical[0, 0] > 0.5
+    # Two-sided, the two nulls disagree in sign: no evidence either way.
+    two_sided = competitive_test(z, MatchedSets([falling_less], bins, 1000, 0, modules), two_sided=True)
+    assert two_sided.null_z[0, 0] == 0 and two_sided.pvalue[0, 0] == 1

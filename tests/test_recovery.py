@@ -99,13 +99,18 @@ def test_null_model_is_calibrated_on_clean_negatives(simulated):
 
 
 def test_null_model_power_on_planted_sets(simulated):
-    # Planted sets called (some live node at FDR < 0.05). Issue 4 targets power >= 0.8. Measured
-    # on seeds 0-2 (benchmarks/calibration.py): 0.92 / 1.00 / 0.83 with profiles over each node's
-    # active cells (the default), 0.92 / 0.75 / 0.58 over all cells. Bound: the issue's 0.8 (10
-    # of 12 sets); this fixture's model (seed 0) called 11.
-    fdr = simulated.uns["scdeconv_impact"]["fdr"]
-    called = [fdr[s].min() < 0.05 for s in planted(simulated)]
-    assert np.mean(called) >= 0.8
+    # Planted sets found on some live node at FDR < 0.05. Issue 4 targets power >= 0.8 (10 of 12).
+    # Under the default null="coexpression" a planted programme is a co-expression module, so its
+    # sets cannot stand out from their own module mates: the set is found when it is called or is
+    # part of a module called on the node (impact_df's "module"). This fixture's model (seed 0):
+    # 8 of 12 called themselves, 12 of 12 with their modules. The expression null (genes
+    # exchangeable) calls the sets themselves: 12 of 12 here.
+    table = sd.get.impact_df(simulated)
+    found = table[(table["fdr"] < 0.05) | (table["module"] != "")]
+    assert np.mean([s in set(found["gene_set"]) for s in planted(simulated)]) >= 0.8
+    exchangeable = sd.tl.module_impact(simulated, null="expression", copy=True, activity_key=None, progress=False)
+    fdr = exchangeable.uns["scdeconv_impact"]["fdr"]
+    assert np.mean([fdr[s].min() < 0.05 for s in planted(simulated)]) >= 0.8
 
 
 def test_cell_activity_separates_each_group(simulated):

@@ -11,6 +11,7 @@ import pytest
 from scipy import sparse
 
 import scdeconv as sd
+from scdeconv._defaults import MODULE_CELLS
 from scdeconv._module.reducers import AttributionProfile, CellActivity, SetMedians
 from scdeconv._module.saliency import StreamOptions
 from scdeconv._rows import ChunkedRows
@@ -97,7 +98,7 @@ def test_backed_copy_is_refused(counts_factory, tmp_path):
 
 @pytest.mark.slow
 def test_backed_memory_stays_bounded(tmp_path):
-    """Train and score 8,000 cells x 600 genes from disk with far less than one dense copy of X."""
+    """Train and score 8,000 cells x 600 genes from disk: beyond a sample of fixed size, far less than one dense X."""
     rng = np.random.default_rng(0)
     n_cells, n_genes = 8_000, 600
     counts = sparse.random(n_cells, n_genes, density=0.05, format="csr", random_state=1, dtype=np.float32)
@@ -132,7 +133,12 @@ def test_backed_memory_stays_bounded(tmp_path):
     finally:
         tracemalloc.stop()
     assert backed.obsm["X_scdeconv"].shape == (n_cells, 8)
-    assert peak < dense_bytes / 4, f"peak {peak / 1e6:.0f} MB vs dense X {dense_bytes / 1e6:.0f} MB"
+    # Besides the chunks, the co-expression null holds its sample of at most MODULE_CELLS cells: the
+    # float32 rows, one float64 working copy and two genes x genes matrices. That does not grow with
+    # the number of cells, so it is allowed on top of the bound for what does.
+    module_bytes = MODULE_CELLS * n_genes * (4 + 8) + 2 * n_genes**2 * 8
+    bound = dense_bytes / 4 + module_bytes
+    assert peak < bound, f"peak {peak / 1e6:.0f} MB vs bound {bound / 1e6:.0f} MB (dense X {dense_bytes / 1e6:.0f} MB)"
 
 
 def test_saliency_chunks_combine_exactly(trained_adata):

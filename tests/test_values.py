@@ -94,8 +94,10 @@ def test_null_z_is_the_impact_standardised_by_the_matched_null(trained_adata):
     # documented null (sd.scoring.matched_null with the recorded n_null and seed over the live
     # nodes) and null_z = (impact - null mean) / null sd, pvalue its normal tail. On the
     # attribution profile (the expression profile's impact is checked by hand in test_tl.py; the
-    # null model is the same function of either profile's z-scores).
-    attributed = sd.tl.module_impact(trained_adata, profile="attribution", copy=True, progress=False)
+    # null model is the same function of either profile's z-scores). The expression-bin null; the
+    # co-expression null's random sets are checked against a hand enumeration in
+    # test_coexpression_null.py.
+    attributed = sd.tl.module_impact(trained_adata, profile="attribution", null="expression", copy=True, progress=False)
     result = attributed.uns["scdeconv_impact"]
     params = result["params"]
     attribution, x = _grad_x_input(trained_adata)

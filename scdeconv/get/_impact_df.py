@@ -5,7 +5,7 @@ from anndata import AnnData
 
 from .._docs import inject_docs
 from .._keys import IMPACT_KEY
-from .._results import stored_result
+from .._results import carrying_modules, stored_result
 from ..scoring import minmax_per_set
 
 
@@ -31,8 +31,10 @@ def impact_df(adata: AnnData, key: str = IMPACT_KEY, *, drop_dead: bool = True) 
     (genes of the set scored) and, when the null model was run, ``null_z``, ``pvalue``,
     ``pvalue_empirical``, ``fdr`` and the conditional test of overlapping sets,
     ``pvalue_conditional`` and ``fdr_conditional`` (the pair re-tested on the genes it does not
-    share with a stronger set called on the node); sorted by ``scaled`` then ``impact``, largest
-    first.
+    share with a stronger set called on the node); with ``null="coexpression"``, ``module``: the
+    co-expression module called on the node that the set is part of, or ``""`` (the set cannot
+    stand out from its own module, so the module stands for it); sorted by ``scaled`` then
+    ``impact``, largest first.
     """
     stored = stored_result(adata, key, "impact")
     impact = stored["impact"]
@@ -44,6 +46,8 @@ def impact_df(adata: AnnData, key: str = IMPACT_KEY, *, drop_dead: bool = True) 
     for name in ("null_z", "pvalue", "pvalue_empirical", "fdr", "pvalue_conditional", "fdr_conditional"):
         if name in stored:
             columns[name] = stored[name].loc[live].stack(future_stack=True)
+    if "module_fdr" in stored:
+        columns["module"] = carrying_modules(stored).loc[impact.index].stack()
     table = pd.DataFrame(columns)
     table.index.names = ["node", "gene_set"]
     table = table.reset_index()

@@ -95,8 +95,8 @@ def impact_dotplot(
     ``sc.pl.dotplot``: one row per gene set, one column per node. A dot's area grows with
     ``-log10(fdr)`` (full size at FDR ``1e-3``, the floor of the default null model); its colour
     is the (node, set) ``null_z`` (how many null standard deviations the score lies above
-    expression-matched random sets). Dots with FDR <= ``fdr`` get a black edge. Dead and rare
-    nodes are never shown.
+    matched random sets; under the co-expression null the smaller of its two standardised
+    scores). Dots with FDR <= ``fdr`` get a black edge. Dead and rare nodes are never shown.
 
     Parameters
     ----------

@@ -23,15 +23,14 @@ def coexpression_modules(
     ``KMEANS_RESTARTS`` restarts, the tightest kept). Genes constant over the cells embed at 0 and
     join the nearest module.
     """
-    x = np.asarray(expression, dtype=np.float64)
-    n_genes = x.shape[1]
+    x = np.array(expression, dtype=np.float64)  # one working copy, standardised in place
+    n_cells, n_genes = x.shape
     n_modules = int(min(max(n_modules, 1), n_genes))
-    x = x - x.mean(axis=0)
-    sd = x.std(axis=0)
-    x = np.divide(x, sd, out=np.zeros_like(x), where=sd > 1e-12)
-    _, values, vt = np.linalg.svd(x, full_matrices=False)
-    k = int(min(n_components, len(values)))
-    embedding = vt[:k].T * values[:k]
+    x -= x.mean(axis=0)
+    sd = np.sqrt(np.einsum("ij,ij->j", x, x) / max(n_cells, 1))  # x.std would hold two more copies of x
+    np.divide(x, sd, out=x, where=sd > 1e-12)
+    x[:, sd <= 1e-12] = 0.0
+    embedding = _principal_loadings(x, int(min(n_components, n_cells, n_genes)))
     norms = np.linalg.norm(embedding, axis=1, keepdims=True)
     embedding = np.divide(embedding, norms, out=np.zeros_like(embedding), where=norms > 1e-12)
     rng = np.random.default_rng(seed)
@@ -41,6 +40,21 @@ def coexpression_modules(
         if inertia < best_inertia:
             best, best_inertia = labels, inertia
     return best
+
+
+def _principal_loadings(x: np.ndarray, k: int) -> np.ndarray:
+    """Genes x ``k``: each gene's loadings on the first ``k`` principal components, scaled by the singular values.
+
+    That is ``V_k S_k`` of the SVD ``x = U S V^T``, from the eigendecomposition of the smaller Gram
+    matrix (genes x genes or cells x cells): no cells x genes factor besides ``x`` is held.
+    """
+    if x.shape[1] <= x.shape[0]:
+        eigenvalues, vectors = np.linalg.eigh(x.T @ x)  # x^T x = V S^2 V^T, ascending
+        top = np.argsort(eigenvalues)[::-1][:k]
+        return vectors[:, top] * np.sqrt(np.clip(eigenvalues[top], 0.0, None))
+    eigenvalues, vectors = np.linalg.eigh(x @ x.T)  # x x^T = U S^2 U^T, and V S = x^T U
+    top = np.argsort(eigenvalues)[::-1][:k]
+    return x.T @ vectors[:, top]
 
 
 def _kmeans(points: np.ndarray, k: int, rng: np.random.Generator) -> tuple[np.ndarray, float]:

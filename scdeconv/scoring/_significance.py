@@ -84,7 +84,7 @@ def conditional_pvalues(
 def impact_significance(
     z: np.ndarray, impact: pd.DataFrame, dead: np.ndarray, sets: MatchedSets
 ) -> dict[str, pd.DataFrame]:
-    """Null-model statistics of enrichment scores against expression-matched random gene sets.
+    """Null-model statistics of enrichment scores against matched random gene sets (:func:`competitive_test`).
 
     Per (node, set): ``null_z`` standardises the score by the mean and standard deviation of
     its random sets (:func:`competitive_test`); ``pvalue`` is its one-sided normal tail,

@@ -15,7 +15,7 @@ from .._docs import inject_docs
 from .._keys import GROUP_DIFF_KEY, IMPACT_KEY
 from .._logging import logger
 from .._module.config import StreamOptions
-from .._results import claim_uns_key, stored_result
+from .._results import carrying_modules, claim_uns_key, stored_result
 from .._rows import DEFAULT_CHUNK_SIZE
 from .._utils import check_not_backed_copy
 from ..scoring import (
@@ -403,25 +403,11 @@ def _tested_pairs(stored: dict, pairs: str, nodes: pd.Index, names: list[str]) -
     """
     if pairs == "called" and "fdr" in stored:
         fdr = pd.DataFrame(stored["fdr"]).reindex(index=nodes, columns=names).to_numpy(dtype=float)
-        return (np.nan_to_num(fdr, nan=1.0) < FDR) | _carried_by_modules(stored, nodes, names), "called"
+        carried = carrying_modules(stored).reindex(index=nodes, columns=names, fill_value="").to_numpy() != ""
+        return (np.nan_to_num(fdr, nan=1.0) < FDR) | carried, "called"
     if pairs == "called":
         logger.info("The impact has no FDR (score='median' or n_null=0): group_diff tests every live (node, set) pair.")
     return None, "all"
-
-
-def _carried_by_modules(stored: dict, nodes: pd.Index, names: list[str]) -> np.ndarray:
-    """Nodes x sets: the set is among those a co-expression module called on the node is made of."""
-    carried = np.zeros((len(nodes), len(names)), dtype=bool)
-    if "module_fdr" not in stored:  # null="expression": no modules scored
-        return carried
-    made_of_sets = pd.DataFrame(stored["module_sets"])["all_sets"]
-    module_fdr = pd.DataFrame(stored["module_fdr"]).reindex(index=nodes, columns=made_of_sets.index)
-    module_fdr = module_fdr.to_numpy(dtype=float)
-    column = {name: k for k, name in enumerate(names)}
-    for m, made_of in enumerate(made_of_sets):
-        members = [column[name] for name in str(made_of).split("; ") if name in column]
-        carried[:, members] |= (np.nan_to_num(module_fdr[:, m], nan=1.0) < FDR)[:, None]
-    return carried
 
 
 def _all_groups_result(results: dict[str, dict], record: dict) -> dict:

@@ -113,7 +113,7 @@ def module_impact(
     min_size: int = 3,
     n_bins: int = N_BINS,
     n_null: int = N_NULL,
-    null: NullModelKind = "expression",
+    null: NullModelKind = "coexpression",
     n_modules: int = N_MODULES,
     node_cells: NodeCells = "active",
     seed: int = 0,
@@ -159,15 +159,17 @@ def module_impact(
     levels would. Its significance comes from a null model: ``n_null`` random gene sets with the
     set's size and expression-bin composition are scored on the same node, giving ``null_z``, a
     one-sided ``pvalue`` (normal tail of the null), an empirical p-value and a Benjamini-Hochberg
-    ``fdr`` over all live (node, set) pairs. With ``null="expression"`` (default) random genes are
-    treated as exchangeable, so co-regulated genes outside any program can still inflate scores (a
-    competitive null, as in GSEA's gene permutation): a set drawn from a co-expression module that
-    a node encodes scores whatever its genes are. ``null="coexpression"`` matches the random sets
-    on co-expression instead: each gene of the set is replaced by a random gene of its
+    ``fdr`` over all live (node, set) pairs. With ``null="coexpression"`` (default) the random
+    sets match the set on co-expression: each gene of the set is replaced by a random gene of its
     co-expression module (``n_modules`` modules of the model's genes, clustered from the
     expression of a random half of the cells), so a set is called only where its genes stand out
-    from genes that move like them; its false calls on real data, and the calls it keeps, are
-    measured in ``benchmarks/decoys.py``.
+    from genes that move like them. Real gene sets carry co-expression: a null that treats genes
+    as exchangeable calls any set drawn from a module that a node encodes, whatever its genes are.
+    A programme that is a whole module is then tested as one unit, the module against random genes
+    of the set's expression levels, and named by the gene sets it is made of (``module_sets``).
+    ``null="expression"`` matches the set's expression bins only (genes exchangeable, as in GSEA's
+    gene permutation; the null of scdeconv 0.1). The false calls of each on real data, and the
+    calls each keeps, are measured in ``benchmarks/decoys.py``.
 
     How well each score and setting recovers planted programmes is measured in
     ``benchmarks/RESULTS.md`` (and the documentation page built from it).
@@ -200,14 +202,13 @@ def module_impact(
     n_bins
         Expression bins for ``score="enrichment"``, its null model and the per-cell activity.
     n_null
-        Random expression-matched gene sets per (node, set) for the null model
+        Random matched gene sets per (node, set) for the null model
         (``score="enrichment"`` only; ``0`` skips it).
     null
-        What the random gene sets match besides the set's size: ``"expression"`` (default), the
-        set's count of genes per expression bin; ``"coexpression"``, its count of genes per
-        co-expression module (:func:`scdeconv.scoring.coexpression_modules`; the conditional
-        re-tests use the same modules). Either way the set's score is the same; only its null
-        distribution changes.
+        What the random gene sets match besides the set's size: ``"coexpression"`` (default), the
+        set's count of genes per co-expression module (:func:`scdeconv.scoring.coexpression_modules`;
+        the conditional re-tests use the same modules); ``"expression"``, its count of genes per
+        expression bin. Either way the set's score is the same; only its null distribution changes.
     n_modules
         Co-expression modules for ``null="coexpression"`` (k-means of the genes' loadings on the
         first principal components of the expression of a random half of the cells, at most
