@@ -6,7 +6,7 @@ from anndata import AnnData
 
 from ._defaults import FDR
 from ._keys import GROUP_DIFF_KEY, IMPACT_KEY, MODEL_KEY, NODE_GENES_KEY, NODES_KEY
-from ._results import scored_profile
+from ._results import carrying_modules, scored_profile, strongest_modules
 from .get import impact_df, nodes_df
 from .scoring import min_active_cells
 
@@ -191,8 +191,10 @@ def expectation_table(adata: AnnData, expectations, *, key: str = IMPACT_KEY, n_
 
     ``expectations``: (gene set, what the paper read in it, marker genes) triples. A pairing holds
     when the set is called (set FDR below ``FDR``) and its best node's top ``n_genes`` genes
-    include one of the markers. For each marker group, the nodes whose top genes hold a marker
-    are listed with what they are called, so a reader sees where the markers went.
+    include one of the markers, or (``null="coexpression"``) when the set is part of the
+    strongest co-expression module called on a node whose top genes include one. For each marker group, the
+    nodes whose top genes hold a marker are listed with what they are called, so a reader sees
+    where the markers went.
     """
     stats = adata.uns[key].get("set_stats")
     if stats is None or not expectations:
@@ -202,6 +204,7 @@ def expectation_table(adata: AnnData, expectations, *, key: str = IMPACT_KEY, n_
         "|---|---|---|---|---|---|",
     ]
     notes = []
+    via_module = carrying_modules(adata.uns[key])
     calls = impact_df(adata, key)
     calls = calls[calls["fdr"] < FDR] if "fdr" in calls else calls.iloc[:0]
     floor = _null_floor(adata.uns[key]["params"])
@@ -214,20 +217,34 @@ def expectation_table(adata: AnnData, expectations, *, key: str = IMPACT_KEY, n_
         top = listed_genes(adata, best["best_node"], n_genes)
         found = [g for g in top if g.upper() in markers]
         holds = bool(found) and best["fdr"] < FDR
-        rows.append(
-            f"| {_short(gene_set)} | {reading} | {best['best_node']} ({_fdr_text(best['fdr'], floor)}) | "
-            f"{', '.join(top)} | {', '.join(found) or 'none'} | {'yes' if holds else '**no**'} |"
-        )
+        row = [f"{best['best_node']} ({_fdr_text(best['fdr'], floor)})", ", ".join(top), ", ".join(found) or "none"]
+        if not holds:  # the set may be in the module that names a node (null="coexpression")
+            for node, module in via_module.loc[via_module[gene_set] != "", gene_set].items():
+                genes = listed_genes(adata, node, n_genes)
+                if hit := [g for g in genes if g.upper() in markers]:
+                    fdr = _fdr_text(adata.uns[key]["module_fdr"].loc[node, module], floor)
+                    row, holds = [f"{node} as {module} ({fdr})", ", ".join(genes), ", ".join(hit)], True
+                    break
+        rows.append(f"| {_short(gene_set)} | {reading} | {' | '.join(row)} | {'yes' if holds else '**no**'} |")
         carriers = []
         for node in adata.uns[key]["impact"].index:
             hit = [g for g in listed_genes(adata, node, 3) if g.upper() in markers]
             if hit:
                 labels = calls[calls["node"] == node].nlargest(2, "impact")["gene_set"].map(_short)
-                carriers.append(f"{node} ({', '.join(hit)}; called {', '.join(labels) or 'nothing'})")
+                named = f"called {', '.join(labels)}" if len(labels) else _module_name(adata.uns[key], node)
+                carriers.append(f"{node} ({', '.join(hit)}; {named})")
         notes.append(
             f"- Nodes led (top 3 genes) by {_short(gene_set)}'s markers: " + ("; ".join(carriers) or "none") + "."
         )
     return [*rows, "", *notes]
+
+
+def _module_name(impact: dict, node: str) -> str:
+    """``"named module_7 (SET_A; SET_B)"`` after the node's strongest called module, else ``"called nothing"``."""
+    module = strongest_modules(impact)[node]
+    if not module:
+        return "called nothing"
+    return f"named {module} ({_short(impact['module_sets'].loc[module, 'sets']) or 'no set over-represented'})"
 
 
 def tested_sets(adata: AnnData, *, key: str = GROUP_DIFF_KEY, n_rows: int = 10, fdr: float = FDR) -> list[str]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from anndata import AnnData
 
@@ -137,29 +136,40 @@ def scored_profile(impact_params: dict) -> str:
     return impact_params.get("profile", "attribution")
 
 
-def carrying_modules(impact: Mapping) -> pd.DataFrame:
-    """Nodes x sets: the co-expression module called on the node (FDR < ``FDR``) that the set is part of, or ``""``.
+def strongest_modules(impact: Mapping, *, fdr: float | None = None) -> pd.Series:
+    """Per node, its strongest co-expression module called at ``fdr`` (largest ``module_null_z``), or ``""``.
 
-    Under ``null="coexpression"`` a set lying inside a co-expression module cannot stand out from
-    its own module mates, so a node that carries the module calls the module, not the set; the
-    set is then among those the module is made of (``module_sets["all_sets"]``). Where several
-    called modules hold the set, the one with the smallest FDR on the node. All ``""`` when the
-    impact scored no modules (``null="expression"``).
+    What names a node whose programme is a whole module (:func:`scdeconv.tl.annotate_nodes`);
+    empty when the impact scored no modules (``null="expression"``). ``fdr`` defaults to ``FDR``.
     """
     from ._defaults import FDR
 
-    fdr = pd.DataFrame(impact["fdr"]) if "fdr" in impact else pd.DataFrame()
-    carrying = pd.DataFrame("", index=fdr.index, columns=fdr.columns, dtype=object)
+    fdr = FDR if fdr is None else fdr
+    if "module_fdr" not in impact:
+        return pd.Series("", index=pd.DataFrame(impact["impact"]).index, dtype=object)
+    null_z = pd.DataFrame(impact["module_null_z"])
+    called = pd.DataFrame(impact["module_fdr"]) < fdr
+    best = null_z.where(called, -float("inf")).idxmax(axis=1)
+    return best.where(called.any(axis=1), "").astype(object)
+
+
+def carrying_modules(impact: Mapping) -> pd.DataFrame:
+    """Nodes x sets: the node's strongest called co-expression module when the set is part of it, or ``""``.
+
+    Under ``null="coexpression"`` a set lying inside a co-expression module cannot stand out from
+    its own module mates, so a node that carries the module calls the module, not the set; the
+    set is then among those the module is made of (``module_sets["all_sets"]``). Only the node's
+    strongest called module (:func:`strongest_modules`) counts: tested against expression-matched
+    genes, a few modules are called on nearly every node, and the strongest is what names it.
+    All ``""`` when the impact scored no modules (``null="expression"``).
+    """
+    index, columns = pd.DataFrame(impact["impact"]).index, pd.DataFrame(impact["impact"]).columns
+    carrying = pd.DataFrame("", index=index, columns=columns, dtype=object)
     if "module_fdr" not in impact:
         return carrying
     made_of = pd.DataFrame(impact["module_sets"])["all_sets"]
-    module_fdr = pd.DataFrame(impact["module_fdr"]).reindex(index=fdr.index, columns=made_of.index)
-    best = np.full(carrying.shape, np.inf)
-    column = {name: k for k, name in enumerate(fdr.columns)}
-    for module, sets in made_of.items():
-        members = [column[name] for name in str(sets).split("; ") if name in column]
-        level = np.nan_to_num(module_fdr[module].to_numpy(dtype=float), nan=1.0)[:, None]
-        better = (level < FDR) & (level < best[:, members])
-        best[:, members] = np.where(better, level, best[:, members])
-        carrying.iloc[:, members] = np.where(better, module, carrying.iloc[:, members].to_numpy())
+    for node, module in strongest_modules(impact).items():
+        if module:
+            members = [name for name in str(made_of[module]).split("; ") if name in carrying.columns]
+            carrying.loc[node, members] = module
     return carrying

@@ -167,28 +167,29 @@ def test_annotate_nodes_names_a_node_by_its_module_when_no_set_is_called(counts_
     assert "module" not in sd.get.nodes_df(counts_adata, key="plain_nodes")
 
 
-def test_carrying_modules_names_the_called_module_a_set_is_part_of():
+def test_carrying_modules_names_the_strongest_called_module_a_set_is_part_of():
     # Under null="coexpression" a set inside a module the node carries is not called itself; the
     # module is. carrying_modules names it per (node, set), which group_diff's pairs="called" and
-    # impact_df's "module" column read; of two called modules, the one with the smaller FDR.
-    from scdeconv._results import carrying_modules
+    # impact_df's "module" column read: only the node's strongest called module (largest null z),
+    # since modules tested against expression-matched genes are called on most nodes.
+    from scdeconv._results import carrying_modules, strongest_modules
 
-    nodes, names = pd.Index(["node_0", "node_1"]), ["INSIDE", "OTHER", "ALSO"]
+    nodes, names, modules = pd.Index(["node_0", "node_1"]), ["INSIDE", "OTHER", "ALSO"], ["m_0", "m_1", "m_2"]
     stored = {
-        "fdr": pd.DataFrame(0.5, index=nodes, columns=names),
-        "module_fdr": pd.DataFrame(
-            [[0.001, 0.5, 0.01], [0.5, 0.5, 0.5]], index=nodes, columns=["module_0", "module_1", "module_2"]
-        ),
-        "module_sets": pd.DataFrame(
-            {"all_sets": ["INSIDE; ALSO", "OTHER", "ALSO"]}, index=["module_0", "module_1", "module_2"]
-        ),
+        "impact": pd.DataFrame(0.0, index=nodes, columns=names),
+        "module_fdr": pd.DataFrame([[0.001, 0.5, 0.01], [0.5, 0.5, 0.5]], index=nodes, columns=modules),
+        "module_null_z": pd.DataFrame([[6.0, 0.0, 4.0], [0.0, 0.0, 0.0]], index=nodes, columns=modules),
+        "module_sets": pd.DataFrame({"all_sets": ["INSIDE; ALSO", "OTHER", "ALSO"]}, index=modules),
     }
+    assert strongest_modules(stored).tolist() == ["m_0", ""]
     carrying = carrying_modules(stored)
-    assert carrying.loc["node_0"].tolist() == ["module_0", "", "module_0"]
-    stored["module_fdr"].loc["node_0", "module_0"] = 0.02  # now module_2 is the stronger holder of ALSO
-    assert carrying_modules(stored).loc["node_0"].tolist() == ["module_0", "", "module_2"]
-    assert (carrying_modules(stored).loc["node_1"] == "").all()
-    assert (carrying_modules({"fdr": stored["fdr"]}) == "").all().all()  # null="expression": no modules
+    assert carrying.loc["node_0"].tolist() == ["m_0", "", "m_0"]
+    assert (carrying.loc["node_1"] == "").all()  # nothing called there
+    stored["module_null_z"].loc["node_0", "m_2"] = 9.0  # now m_2 is the strongest: it holds ALSO only
+    assert carrying_modules(stored).loc["node_0"].tolist() == ["", "", "m_2"]
+    assert strongest_modules(stored, fdr=0.005).tolist() == ["m_0", ""]  # m_2 (FDR 0.01) is not called at 0.005
+    no_modules = {"impact": stored["impact"]}  # null="expression"
+    assert (carrying_modules(no_modules) == "").all().all() and (strongest_modules(no_modules) == "").all()
 
 
 def test_module_gene_sets_labels_with_the_first_sets_and_keeps_all_of_them():

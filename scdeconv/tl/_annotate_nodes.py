@@ -10,7 +10,7 @@ from .._defaults import ACTIVE_LIFT, FDR, REDUNDANT_CORRELATION
 from .._docs import inject_docs
 from .._keys import IMPACT_KEY, NODE_GENES_KEY, NODES_KEY, STABILITY_KEY
 from .._logging import logger
-from .._results import claim_uns_key, stored_result
+from .._results import claim_uns_key, stored_result, strongest_modules
 from ..scoring import active_cells, group_lift, redundant_nodes
 from ._groups import group_labels
 from ._saliency_pass import stored_latent
@@ -59,16 +59,14 @@ def _module_columns(impact: dict, nodes: pd.Index, live: np.ndarray, fdr: float)
     """
     if "module_null_z" not in impact:
         return None
-    null_z, fdrs, labels = impact["module_null_z"], impact["module_fdr"], impact["module_sets"]
+    fdrs, labels = impact["module_fdr"], impact["module_sets"]
     rows = []
-    for i, node in enumerate(nodes):
-        called = null_z.loc[node][fdrs.loc[node] < fdr].sort_values(ascending=False) if live[i] else null_z.iloc[:0, 0]
-        if len(called) == 0:
+    for i, (node, best) in enumerate(strongest_modules(impact, fdr=fdr).reindex(nodes).fillna("").items()):
+        if not (live[i] and best):
             rows.append({"module": "", "module_fdr": np.nan, "module_sets": ""})
             continue
-        best = called.index[0]
-        best_fdr = float(fdrs.loc[node, best])
-        rows.append({"module": best, "module_fdr": best_fdr, "module_sets": labels.loc[best, "sets"]})
+        row = {"module": best, "module_fdr": float(fdrs.loc[node, best]), "module_sets": labels.loc[best, "sets"]}
+        rows.append(row)
     return pd.DataFrame(rows, index=nodes)
 
 

@@ -159,12 +159,14 @@ def module_impact(
     levels would. Its significance comes from a null model: ``n_null`` random gene sets with the
     set's size and expression-bin composition are scored on the same node, giving ``null_z``, a
     one-sided ``pvalue`` (normal tail of the null), an empirical p-value and a Benjamini-Hochberg
-    ``fdr`` over all live (node, set) pairs. With ``null="coexpression"`` (default) the random
-    sets match the set on co-expression: each gene of the set is replaced by a random gene of its
-    co-expression module (``n_modules`` modules of the model's genes, clustered from the
-    expression of a random half of the cells), so a set is called only where its genes stand out
-    from genes that move like them. Real gene sets carry co-expression: a null that treats genes
-    as exchangeable calls any set drawn from a module that a node encodes, whatever its genes are.
+    ``fdr`` over all live (node, set) pairs. With ``null="coexpression"`` (default) a second set
+    of random sets matches the set on co-expression: each gene of the set is replaced by a random
+    gene of its co-expression module (``n_modules`` modules of the model's genes, clustered from
+    the expression of a random half of the cells). A set is called only where both nulls reject:
+    its genes rise more than genes of their expression levels and more than genes that move like
+    them (``null_z`` is the smaller of the two). Real gene sets carry co-expression: a null that
+    treats genes as exchangeable calls any set drawn from a module that a node encodes, whatever
+    its genes are.
     A programme that is a whole module is then tested as one unit, the module against random genes
     of the set's expression levels, and named by the gene sets it is made of (``module_sets``).
     ``null="expression"`` matches the set's expression bins only (genes exchangeable, as in GSEA's
