@@ -1,10 +1,10 @@
 """One record per node on Paul15: ``sd.tl.annotate_nodes`` after the default pipeline (seed 0).
 
-Run: ``python benchmarks/paul15_nodes.py [--seed 0]``. Prints the set-level calls before and after
-the conditional test of overlapping sets, the node status counts and the table of live nodes (best
-gene set or "novel programme", its conditional FDR, the called sets, the clusters where the node
-is active, its top genes), and the time of ``group_diff`` for one cluster and for all of them
-(``group1="all"``).
+Run: ``python benchmarks/paul15_nodes.py [--seed 0] [--null coexpression|expression]``. Prints the
+set-level calls before and after the conditional test of overlapping sets, the node status counts
+and the table of live nodes (best gene set, module or "novel programme", its conditional FDR, the
+called sets, the clusters where the node is active, its top genes), and the time of
+``group_diff`` for one cluster and for all of them (``group1="all"``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import scdeconv as sd
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--null", default="expression", choices=["expression", "coexpression"])
+    parser.add_argument("--null", default="coexpression", choices=["expression", "coexpression"])
     args = parser.parse_args(argv)
     start = time.perf_counter()
     adata = sd.datasets.paul15()
