@@ -153,7 +153,7 @@ def strongest_modules(impact: Mapping, *, fdr: float | None = None) -> pd.Series
     return best.where(called.any(axis=1), "").astype(object)
 
 
-def carrying_modules(impact: Mapping) -> pd.DataFrame:
+def carrying_modules(impact: Mapping, *, fdr: float | None = None) -> pd.DataFrame:
     """Nodes x sets: the node's strongest called co-expression module when the set is part of it, or ``""``.
 
     Under ``null="coexpression"`` a set lying inside a co-expression module cannot stand out from
@@ -161,14 +161,14 @@ def carrying_modules(impact: Mapping) -> pd.DataFrame:
     set is then among those the module is made of (``module_sets["all_sets"]``). Only the node's
     strongest called module (:func:`strongest_modules`) counts: tested against expression-matched
     genes, a few modules are called on nearly every node, and the strongest is what names it.
-    All ``""`` when the impact scored no modules (``null="expression"``).
+    All ``""`` when the impact scored no modules (``null="expression"``). ``fdr`` defaults to ``FDR``.
     """
     index, columns = pd.DataFrame(impact["impact"]).index, pd.DataFrame(impact["impact"]).columns
     carrying = pd.DataFrame("", index=index, columns=columns, dtype=object)
     if "module_fdr" not in impact:
         return carrying
     made_of = pd.DataFrame(impact["module_sets"])["all_sets"]
-    for node, module in strongest_modules(impact).items():
+    for node, module in strongest_modules(impact, fdr=fdr).items():
         if module:
             members = [name for name in str(made_of[module]).split("; ") if name in carrying.columns]
             carrying.loc[node, members] = module

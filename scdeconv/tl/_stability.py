@@ -9,7 +9,7 @@ from .._docs import inject_docs
 from .._keys import IMPACT_KEY, STABILITY_KEY
 from .._logging import logger
 from .._module.config import StreamOptions
-from .._results import claim_uns_key, scored_profile, stored_result
+from .._results import carrying_modules, claim_uns_key, scored_profile, stored_result
 from ._module_impact import module_impact
 from ._node_genes import impact_zscores
 from ._train_autoencoder import TrainingConfig, train_autoencoder
@@ -78,7 +78,8 @@ def stability(
         ``uns`` key of the reference impact; its gene sets, method, score, profile and null model
         are reused.
     fdr
-        Threshold of the set-level FDR (``set_stats``) for calling a gene set found in a run.
+        Threshold of the set-level FDR (``set_stats``, and of the module calls) for calling a gene
+        set found in a run.
     progress
         Log each retraining.
     {key_added_copy}
@@ -93,8 +94,9 @@ def stability(
     ``consensus_impact``
         DataFrame nodes x gene sets: the impact averaged over the reference and its matched nodes.
     ``gene_sets``
-        DataFrame per gene set: ``fraction_found`` (runs where some node encodes it at ``fdr``;
-        needs ``score="enrichment"``) and ``mean_best_impact``; most reproducible first.
+        DataFrame per gene set: ``fraction_found`` (runs where some node encodes it at ``fdr``:
+        the set is called, or is part of a node's strongest called co-expression module; needs
+        ``score="enrichment"``) and ``mean_best_impact``; most reproducible first.
     ``params``
         ``n_seeds``, ``seeds``, ``impact_key``, ``fdr``.
     """
@@ -158,8 +160,15 @@ def stability(
 
 
 def _found(result: dict, fdr: float) -> pd.Series:
-    """Per gene set, whether some node encodes it at ``fdr`` (NaN without a null model)."""
+    """Per gene set, whether some node encodes it at ``fdr`` (NaN without a null model).
+
+    Called at the set level, or (``null="coexpression"``) part of the strongest called module of
+    some node: a set inside a module the node carries cannot stand out from it, and the module
+    stands for it.
+    """
     names = result["impact"].columns
     if "set_stats" not in result:
         return pd.Series(np.nan, index=names)
-    return (result["set_stats"]["fdr"] < fdr).reindex(names).astype(float)
+    called = (result["set_stats"]["fdr"] < fdr).reindex(names, fill_value=False)
+    carried = (carrying_modules(result, fdr=fdr) != "").any(axis=0).reindex(names, fill_value=False)
+    return (called | carried).astype(float)
