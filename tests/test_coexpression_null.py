@@ -232,3 +232,20 @@ def test_a_set_that_falls_less_than_its_module_is_not_called():
     # Two-sided, the two nulls disagree in sign: no evidence either way.
     two_sided = competitive_test(z, MatchedSets([falling_less], bins, 1000, 0, modules), two_sided=True)
     assert two_sided.null_z[0, 0] == 0 and two_sided.pvalue[0, 0] == 1
+
+
+def test_stability_finds_a_set_its_run_names_by_module():
+    # A run "finds" a set when it is called at the set level or is part of a node's strongest
+    # called module (under null="coexpression" the module stands for the sets it is made of).
+    from scdeconv.tl._stability import _found
+
+    nodes, names, modules = pd.Index(["node_0"]), ["CALLED", "INSIDE", "ELSEWHERE"], ["m_0", "m_1"]
+    result = {
+        "impact": pd.DataFrame(0.0, index=nodes, columns=names),
+        "set_stats": pd.DataFrame({"fdr": [0.01, 0.5, 0.5]}, index=names),
+        "module_fdr": pd.DataFrame([[0.001, 0.5]], index=nodes, columns=modules),
+        "module_null_z": pd.DataFrame([[5.0, 1.0]], index=nodes, columns=modules),
+        "module_sets": pd.DataFrame({"all_sets": ["INSIDE", "ELSEWHERE"]}, index=modules),
+    }
+    assert _found(result, 0.05).tolist() == [1.0, 1.0, 0.0]
+    assert _found({k: result[k] for k in ("impact", "set_stats")}, 0.05).tolist() == [1.0, 0.0, 0.0]
