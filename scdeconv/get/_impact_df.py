@@ -32,8 +32,8 @@ def impact_df(adata: AnnData, key: str = IMPACT_KEY, *, drop_dead: bool = True) 
     ``pvalue_empirical``, ``fdr`` and the conditional test of overlapping sets,
     ``pvalue_conditional`` and ``fdr_conditional`` (the pair re-tested on the genes it does not
     share with a stronger set called on the node); with ``null="coexpression"``, ``module``: the
-    co-expression module called on the node that the set is part of, or ``""`` (the set cannot
-    stand out from its own module, so the module stands for it); sorted by ``scaled`` then
+    node's strongest called co-expression module when the set is part of it, or ``""`` (the set
+    cannot stand out from its own module, so the module stands for it); sorted by ``scaled`` then
     ``impact``, largest first.
     """
     stored = stored_result(adata, key, "impact")
