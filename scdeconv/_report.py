@@ -204,7 +204,7 @@ def expectation_table(adata: AnnData, expectations, *, key: str = IMPACT_KEY, n_
         "|---|---|---|---|---|---|",
     ]
     notes = []
-    via_module = carrying_modules(adata.uns[key])
+    via_module, strongest = carrying_modules(adata.uns[key]), strongest_modules(adata.uns[key])
     calls = impact_df(adata, key)
     calls = calls[calls["fdr"] < FDR] if "fdr" in calls else calls.iloc[:0]
     floor = _null_floor(adata.uns[key]["params"])
@@ -231,7 +231,7 @@ def expectation_table(adata: AnnData, expectations, *, key: str = IMPACT_KEY, n_
             hit = [g for g in listed_genes(adata, node, 3) if g.upper() in markers]
             if hit:
                 labels = calls[calls["node"] == node].nlargest(2, "impact")["gene_set"].map(_short)
-                named = f"called {', '.join(labels)}" if len(labels) else _module_name(adata.uns[key], node)
+                named = f"called {', '.join(labels)}" if len(labels) else _module_name(adata.uns[key], strongest[node])
                 carriers.append(f"{node} ({', '.join(hit)}; {named})")
         notes.append(
             f"- Nodes led (top 3 genes) by {_short(gene_set)}'s markers: " + ("; ".join(carriers) or "none") + "."
@@ -239,9 +239,8 @@ def expectation_table(adata: AnnData, expectations, *, key: str = IMPACT_KEY, n_
     return [*rows, "", *notes]
 
 
-def _module_name(impact: dict, node: str) -> str:
-    """``"named module_7 (SET_A; SET_B)"`` after the node's strongest called module, else ``"called nothing"``."""
-    module = strongest_modules(impact)[node]
+def _module_name(impact: dict, module: str) -> str:
+    """``"named module_7 (SET_A; SET_B)"`` for a node's strongest called module, else ``"called nothing"``."""
     if not module:
         return "called nothing"
     return f"named {module} ({_short(impact['module_sets'].loc[module, 'sets']) or 'no set over-represented'})"
