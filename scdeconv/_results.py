@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 from anndata import AnnData
 
+from ._defaults import FDR
 from ._logging import logger
 
 # What marks each kind of scdeconv result in ``adata.uns`` (all of these entries present).
@@ -142,8 +143,6 @@ def strongest_modules(impact: Mapping, *, fdr: float | None = None) -> pd.Series
     What names a node whose programme is a whole module (:func:`scdeconv.tl.annotate_nodes`);
     empty when the impact scored no modules (``null="expression"``). ``fdr`` defaults to ``FDR``.
     """
-    from ._defaults import FDR
-
     fdr = FDR if fdr is None else fdr
     if "module_fdr" not in impact:
         return pd.Series("", index=pd.DataFrame(impact["impact"]).index, dtype=object)

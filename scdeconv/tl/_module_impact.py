@@ -168,7 +168,7 @@ def module_impact(
     treats genes as exchangeable calls any set drawn from a module that a node encodes, whatever
     its genes are.
     A programme that is a whole module is then tested as one unit, the module against random genes
-    of the set's expression levels, and named by the gene sets it is made of (``module_sets``).
+    of its genes' expression levels, and named by the gene sets it is made of (``module_sets``).
     ``null="expression"`` matches the set's expression bins only (genes exchangeable, as in GSEA's
     gene permutation; the null of scdeconv 0.1). The false calls of each on real data, and the
     calls each keeps, are measured in ``benchmarks/decoys.py``.
