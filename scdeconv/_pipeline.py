@@ -20,7 +20,7 @@ from .tl._groups import sample_labels, two_group_labels
 FIGURES = {
     "panel a: UMAP of the input": "panel_a_input_umap.png",
     "panel c: UMAP of the representation": "panel_c_representation_umap.png",
-    "panel d: gene sets called per node (FDR stars)": "panel_d_impact_heatmap.png",
+    "panel d: gene sets called per node (FDR stars; m: in the node's module)": "panel_d_impact_heatmap.png",
     "panel e: differences called between the groups (FDR stars)": "panel_e_group_diff.png",
     "panel d as in the paper (min-max scaled, untested)": "panel_d_impact_heatmap_paper.png",
     "panel e as in the paper (scaled difference over the scaled impact)": "panel_e_group_diff_paper.png",

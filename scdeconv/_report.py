@@ -350,7 +350,8 @@ def write_report(
         "",
         *(["## One record per node", "", *node_records(adata), ""] if NODES_KEY in adata.uns else []),
         "## Which gene sets explain each node (panel d)",
-        f"Calls of the null model: (node, gene set) pairs at FDR < {FDR} on live nodes, as panel d shows them. "
+        f"Calls of the null model: (node, gene set) pairs at FDR < {FDR} on live nodes, as panel d shows them "
+        "(panel d also draws, marked m, the sets of the co-expression module that names a node: see the node records). "
         "Top genes: those whose expression rises most in the cells where the node is active "
         "(`sd.tl.node_genes`; only genes that rise are listed).",
         "",

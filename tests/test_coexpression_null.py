@@ -32,6 +32,23 @@ def test_module_null_matches_a_hand_enumeration():
     np.testing.assert_array_equal(null.n_exceeding, again.n_exceeding)
 
 
+def test_module_null_draws_several_mates_without_replacement_and_never_the_set():
+    # Module 0 is genes 0-4 and the set holds two of them: every random set is a pair of {2, 3, 4}
+    # (three equally likely, never a gene twice); module 1 (genes 5-6) holds one set gene and one
+    # mate, drawn every time. Another set sharing the module gets its own exact distribution from
+    # the same shared orderings.
+    z = np.array([[0.0, 0.0, 1.0, 10.0, 100.0, 0.0, 1000.0]])
+    modules = np.array([0, 0, 0, 0, 0, 1, 1])
+    sets = [np.array([0, 1, 5]), np.array([2])]
+    null = module_null(z, modules, sets, n_null=6000, seed=1)
+    pairs = np.array([11.0, 101.0, 110.0]) + 1000.0
+    np.testing.assert_allclose(null.mean[0, 0], pairs.mean() / np.sqrt(3), rtol=0.01)
+    np.testing.assert_allclose(null.sd[0, 0], pairs.std() / np.sqrt(3), rtol=0.03)
+    singles = np.array([0.0, 0.0, 10.0, 100.0])  # set {2}: one of genes 0, 1, 3, 4
+    np.testing.assert_allclose(null.mean[0, 1], singles.mean(), rtol=0.03)
+    np.testing.assert_allclose(null.sd[0, 1], singles.std(), rtol=0.03)
+
+
 def _node_lifting_module_0(seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Ten 40-gene modules and gene z-scores of two nodes; node 0 lifts all of module 0 by 1.5."""
     rng = np.random.default_rng(seed)

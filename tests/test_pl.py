@@ -254,6 +254,42 @@ def test_impact_heatmap_significant_view_without_calls_says_so(adata_impact):
         pl.impact_heatmap(adata_impact, view="scaled", show=False)
 
 
+def test_impact_heatmap_significant_view_marks_the_sets_of_a_nodes_module(adata_impact):
+    """A node named by its co-expression module (no set call) is drawn, its module's sets marked ``m``."""
+    result = adata_impact.uns["scdeconv_impact"]
+    nodes = result["impact"].index
+    modules = ["module_0", "module_1"]
+    # node_5 (no set call) carries module_0 (HEME + E2F) best; module_1 is called on it too but weaker.
+    # node_7 is dead: its module is never drawn. node_0 carries module_0 on top of its HEME call.
+    fdr = pd.DataFrame(0.9, index=nodes, columns=modules)
+    null_z = pd.DataFrame(0.0, index=nodes, columns=modules)
+    fdr.loc[["node_5", "node_7", "node_0"], "module_0"] = 0.001
+    fdr.loc["node_5", "module_1"] = 0.01
+    null_z.loc[["node_5", "node_7", "node_0"], "module_0"] = 6.0
+    null_z.loc["node_5", "module_1"] = 3.0
+    result["module_fdr"], result["module_null_z"] = fdr, null_z
+    result["module_sets"] = pd.DataFrame(
+        {"all_sets": ["HALLMARK_HEME_METABOLISM; HALLMARK_E2F_TARGETS", "HALLMARK_HYPOXIA"]}, index=modules
+    )
+    ax = pl.impact_heatmap(adata_impact, strip_prefix=False, show=False)
+    rows, cols = _tick_labels(ax, "y"), _tick_labels(ax, "x")
+    assert "node_5" in rows and "node_7" not in rows
+    drawn = ax.images[0].get_array()
+    shown = ~np.ma.getmaskarray(drawn)
+    i = rows.index("node_5")
+    drawn_sets = {c for c, on in zip(cols, shown[i], strict=True) if on}
+    assert drawn_sets == {"HALLMARK_HEME_METABOLISM", "HALLMARK_E2F_TARGETS"}
+    marks = [t for t in ax.texts if t.get_text() == "m"]
+    positions = {(round(t.get_position()[1]), round(t.get_position()[0])) for t in marks}
+    # node_5's two module sets, and node_0's E2F (its HEME cell keeps its stars: the set call is shown).
+    j_heme, j_e2f = cols.index("HALLMARK_HEME_METABOLISM"), cols.index("HALLMARK_E2F_TARGETS")
+    assert positions == {(i, j_heme), (i, j_e2f), (rows.index("node_0"), j_e2f)}
+    assert "m: in the node's co-expression module" in ax.get_title()
+    # modules=False: set calls only, as before.
+    ax = pl.impact_heatmap(adata_impact, strip_prefix=False, modules=False, show=False)
+    assert "node_5" not in _tick_labels(ax, "y") and not [t for t in ax.texts if t.get_text() == "m"]
+
+
 # group_diff -------------------------------------------------------------------------------------
 
 

@@ -15,10 +15,15 @@ from .._keys import HALLMARK_PREFIX
 NO_CALL_COLOUR = "#eeeeee"
 
 
-def called_table(values: pd.DataFrame, fdr: pd.DataFrame, alpha: float) -> pd.DataFrame:
-    """``values`` where ``fdr < alpha`` (NaN elsewhere), keeping only rows and columns with a call."""
+def called_table(
+    values: pd.DataFrame, fdr: pd.DataFrame, alpha: float, also: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """``values`` where ``fdr < alpha`` or ``also`` (NaN elsewhere), keeping only rows and columns with a call."""
     fdr = fdr.reindex(index=values.index, columns=values.columns).astype(float)
-    called = values.astype(float).where(fdr.to_numpy() < alpha)
+    shown = fdr.to_numpy() < alpha
+    if also is not None:
+        shown |= also.reindex(index=values.index, columns=values.columns, fill_value=False).to_numpy(dtype=bool)
+    called = values.astype(float).where(shown)
     keep_rows, keep_cols = called.notna().any(axis=1), called.notna().any(axis=0)
     return called.loc[keep_rows, keep_cols]
 
@@ -72,14 +77,21 @@ def draw_calls(
     norm: Normalize,
     set_labels: list[str],
     levels: tuple[float, ...] = FDR_STARS,
+    marks: pd.DataFrame | None = None,
 ):
-    """Draw the calls of ``table`` (NaN: no call, light grey) with their FDR stars; return the image."""
+    """Draw the calls of ``table`` (NaN: no call, light grey) with their FDR stars; return the image.
+
+    ``marks`` (text per cell, ``""`` for none) labels the drawn cells that have no star.
+    """
     import matplotlib.pyplot as plt
 
     colormap = plt.get_cmap(cmap).with_extremes(bad=NO_CALL_COLOUR)
     values = table.to_numpy(dtype=float)
     image = ax.imshow(np.ma.masked_invalid(values), aspect="auto", interpolation="nearest", cmap=colormap, norm=norm)
     stars = star_labels(fdr.loc[table.index, table.columns].to_numpy(dtype=float), levels)
+    if marks is not None:
+        marks = marks.reindex(index=table.index, columns=table.columns, fill_value="").to_numpy(dtype=object)
+        stars = np.where(stars == "", marks, stars)
     for (i, j), value in np.ndenumerate(values):
         if np.isnan(value) or not stars[i, j]:
             continue

@@ -17,12 +17,15 @@ from .._choices import PanelView, check_choice
 from .._defaults import FDR, PANEL_D_THRESHOLD
 from .._docs import inject_docs
 from .._keys import HALLMARK_PREFIX, IMPACT_KEY
-from .._results import stored_result
+from .._results import carrying_modules, stored_result
 from ..scoring import minmax_per_set, visible_nodes
 from ._calls import call_order, called_table, calls_figsize, draw_calls, no_calls, star_legend
 from ._utils import savefig_or_show
 
 __all__ = ["impact_heatmap"]
+
+# Text of a drawn cell whose set is not called itself but lies in the node's co-expression module.
+MODULE_MARK = "m"
 
 
 def _leaf_order(values: np.ndarray) -> np.ndarray:
@@ -136,11 +139,15 @@ def calls_of_impact(
     gene_sets: Sequence[str] | str | None = None,
     values: str = "impact",
     cluster: bool = True,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The table the significant view of :func:`impact_heatmap` draws, and its FDRs.
+    modules: bool = True,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The table the significant view of :func:`impact_heatmap` draws, its FDRs and its module marks.
 
     ``values`` of the live nodes where the null model's FDR is below ``fdr`` (NaN elsewhere), only
-    nodes and sets with at least one call, ordered by :func:`scdeconv.pl._calls.call_order`.
+    nodes and sets with at least one call, ordered by :func:`scdeconv.pl._calls.call_order`. With
+    ``modules``, also the sets that make up a node's strongest called co-expression module
+    (:func:`scdeconv._results.carrying_modules`): the marks table holds :data:`MODULE_MARK` there
+    (``""`` elsewhere), so a node named by its module is drawn, not left out.
 
     Raises
     ------
@@ -160,10 +167,15 @@ def calls_of_impact(
         table = table[_select_sets(table.columns, gene_sets)]
     live = ~pd.Series(result["node_stats"]["dead"]).astype(bool).reindex(table.index, fill_value=True).to_numpy()
     fdr_table = pd.DataFrame(result["fdr"]).astype(float)
-    called = called_table(table.loc[live], fdr_table, fdr)
+    carried = carrying_modules(result, fdr=fdr).reindex(columns=table.columns) != ""
+    if not modules:
+        carried[:] = False
+    called = called_table(table.loc[live], fdr_table, fdr, also=carried)
+    marks = carried.reindex(index=called.index, columns=called.columns).replace({True: MODULE_MARK, False: ""})
     if called.empty:
-        return called, fdr_table
-    return call_order(called, cluster=cluster), fdr_table
+        return called, fdr_table, marks
+    ordered = call_order(called, cluster=cluster)
+    return ordered, fdr_table, marks.loc[ordered.index, ordered.columns]
 
 
 def _value_label(adata: AnnData, key: str, values: str) -> str:
@@ -190,6 +202,7 @@ def impact_heatmap(
     values: str = "impact",
     fdr: float | None = None,
     only_significant: bool = False,
+    modules: bool = True,
     cmap: str | Colormap | None = None,
     ax: Axes | None = None,
     show: bool | None = None,
@@ -204,7 +217,10 @@ def impact_heatmap(
     the node where it is strongest, so the calls run along the diagonal. The colour is the score
     itself (``values``), its colour bar spanning the drawn values; stars give the FDR
     (``*`` < 0.05, ``**`` < 0.01, ``***`` < 0.001); cells without a call are light grey. When
-    nothing is called, the axes say so.
+    nothing is called, the axes say so. Under ``null="coexpression"`` a set inside a co-expression
+    module cannot stand out from its module mates, so a node whose programme is a whole module
+    calls the module instead (:func:`scdeconv.tl.annotate_nodes` names it so); with ``modules``,
+    the sets that module is made of are drawn on that node too, marked ``m``.
 
     ``view="paper"`` is the paper's figure: each gene set min-max scaled across nodes, nodes with
     no scaled score above ``threshold`` hidden, dead nodes dropped, rows and columns clustered.
@@ -238,6 +254,9 @@ def impact_heatmap(
     only_significant
         Paper view, with ``fdr``: blank the cells that are not significant instead of marking
         the others.
+    modules
+        Significant view: also draw, marked ``m``, the sets of each node's strongest called
+        co-expression module (``False``: set calls only).
     cmap
         Colormap of the drawn values (default ``"viridis"``).
     {ax_show_save}
@@ -246,8 +265,8 @@ def impact_heatmap(
     -------
     The heatmap's Axes (the colorbar is a separate Axes of the same figure). Tick labels give
     the shown nodes (y) and gene sets (x) in plotted order. In the significant view,
-    ``ax.images[0]`` holds the drawn values, masked where there is no call, and the stars are the
-    Axes' texts; with no call, the Axes holds only the message.
+    ``ax.images[0]`` holds the drawn values, masked where there is no call, and the stars (and
+    ``m`` marks) are the Axes' texts; with no call, the Axes holds only the message.
 
     Raises
     ------
@@ -276,6 +295,7 @@ def impact_heatmap(
             strip_prefix=strip_prefix,
             values=values,
             fdr=FDR if fdr is None else fdr,
+            modules=modules,
             cmap=cmap,
             ax=ax,
             show=show,
@@ -319,13 +339,16 @@ def _significant_heatmap(
     strip_prefix: bool,
     values: str,
     fdr: float,
+    modules: bool,
     cmap,
     ax: Axes | None,
     show: bool | None,
     save,
 ) -> Axes:
     """The significant view of :func:`impact_heatmap`."""
-    table, fdr_table = calls_of_impact(adata, key=key, fdr=fdr, gene_sets=gene_sets, values=values, cluster=cluster)
+    table, fdr_table, marks = calls_of_impact(
+        adata, key=key, fdr=fdr, gene_sets=gene_sets, values=values, cluster=cluster, modules=modules
+    )
     owns_figure = ax is None
     if ax is None:
         size = figsize or (calls_figsize(table, strip_prefix, extra_width=1.2) if not table.empty else (6.0, 3.0))
@@ -340,10 +363,12 @@ def _significant_heatmap(
         low = min(low, 0.0)
         norm = Normalize(vmin=low, vmax=high if high > low else low + 1.0)
         image = draw_calls(
-            ax, table, fdr_table, cmap=cmap, norm=norm, set_labels=set_labels(table.columns, strip_prefix)
+            ax, table, fdr_table, cmap=cmap, norm=norm, set_labels=set_labels(table.columns, strip_prefix), marks=marks
         )
         bar = ax.figure.colorbar(image, ax=ax, shrink=0.6)
         bar.set_label(_value_label(adata, key, values))
-        ax.set_title(f"{heading}\n({star_legend()}; grey: no call)", fontsize="medium")
+        marked = (marks == MODULE_MARK).to_numpy().any()
+        module_key = f"; {MODULE_MARK}: in the node's co-expression module" if marked else ""
+        ax.set_title(f"{heading}\n({star_legend()}{module_key}; grey: no call)", fontsize="medium")
     savefig_or_show(ax.figure, "impact_heatmap", show=show, save=save, owns_figure=owns_figure)
     return ax

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy.linalg import eigh
 
 N_COMPONENTS = 30  # principal components of the cells' expression that embed each gene
 KMEANS_ITERATIONS = 50
@@ -48,13 +49,14 @@ def _principal_loadings(x: np.ndarray, k: int) -> np.ndarray:
     That is ``V_k S_k`` of the SVD ``x = U S V^T``, from the eigendecomposition of the smaller Gram
     matrix (genes x genes or cells x cells): no cells x genes factor besides ``x`` is held.
     """
-    if x.shape[1] <= x.shape[0]:
-        eigenvalues, vectors = np.linalg.eigh(x.T @ x)  # x^T x = V S^2 V^T, ascending
-        top = np.argsort(eigenvalues)[::-1][:k]
-        return vectors[:, top] * np.sqrt(np.clip(eigenvalues[top], 0.0, None))
-    eigenvalues, vectors = np.linalg.eigh(x @ x.T)  # x x^T = U S^2 U^T, and V S = x^T U
-    top = np.argsort(eigenvalues)[::-1][:k]
-    return x.T @ vectors[:, top]
+    gram_of_genes = x.shape[1] <= x.shape[0]
+    gram = x.T @ x if gram_of_genes else x @ x.T  # x^T x = V S^2 V^T; x x^T = U S^2 U^T, and V S = x^T U
+    n = len(gram)
+    eigenvalues, vectors = eigh(gram, subset_by_index=[n - k, n - 1])  # the k largest, ascending
+    eigenvalues, vectors = eigenvalues[::-1], vectors[:, ::-1]
+    if gram_of_genes:
+        return vectors * np.sqrt(np.clip(eigenvalues, 0.0, None))
+    return x.T @ vectors
 
 
 def _kmeans(points: np.ndarray, k: int, rng: np.random.Generator) -> tuple[np.ndarray, float]:

@@ -186,7 +186,9 @@ def module_null(
     has fewer such genes than the set takes from it; from all genes outside the set where it has
     none). A random set therefore keeps the set's co-expression structure: a set scores only when
     its genes stand out from genes that move like them, not merely because they move together.
-    Scored like the set (Stouffer sum of ``z``) and summarised as :func:`matched_null` does.
+    Scored like the set (Stouffer sum of ``z``) and summarised as :func:`matched_null` does; as
+    there, the draws are shared across sets (one set of random orderings per module, kept only as
+    deep as some set reads them), so the cost is one gather per (set, module), not a sort.
     """
     rng = np.random.default_rng(seed)
     live = np.ones(z.shape[0], dtype=bool) if live is None else np.asarray(live, dtype=bool)
@@ -196,6 +198,7 @@ def module_null(
     genes_by_nodes = np.ascontiguousarray(z.T)
     observed = set_enrichment(z, set_columns)
     model = _empty_model(n_nodes, len(set_columns), n_null)
+    orderings = _module_orderings(modules, set_columns, n_null, rng)
     for s, cols in enumerate(set_columns):
         cols = np.asarray(cols, dtype=np.int64)
         outside = np.ones(n_genes, dtype=bool)
@@ -203,16 +206,51 @@ def module_null(
         sums = np.zeros((n_null, n_nodes))
         labels, counts = np.unique(modules[cols], return_counts=True)
         for label, count in zip(labels, counts, strict=True):
-            pool = np.flatnonzero((modules == label) & outside)
+            pool, ordering = orderings[label]
+            if outside[pool].sum() >= count:
+                sums += genes_by_nodes[_first_outside(pool, ordering, outside, count)].sum(axis=1)
+                continue
+            pool = pool[outside[pool]]  # too few mates outside the set: draw them with replacement
             if len(pool) == 0:
                 pool = np.flatnonzero(outside) if outside.any() else cols
-            if len(pool) >= count:
-                picks = pool[np.argsort(rng.random((n_null, len(pool))), axis=1)[:, :count]]
-            else:
-                picks = pool[rng.integers(0, len(pool), size=(n_null, count))]
-            sums += genes_by_nodes[picks].sum(axis=1)  # n_null x nodes
+            sums += genes_by_nodes[pool[rng.integers(0, len(pool), size=(n_null, count))]].sum(axis=1)
         _summarise(model, np.array([s]), (sums / np.sqrt(len(cols)))[None], observed, live)
     return model
+
+
+def _module_orderings(
+    modules: np.ndarray, set_columns: list[np.ndarray], n_null: int, rng: np.random.Generator
+) -> dict:
+    """Module label -> (its genes, the first positions of ``n_null`` random orderings of them).
+
+    Positions index the module's genes; only the first 2 x (most genes any set has in the module)
+    are kept, all that :func:`_first_outside` reads.
+    """
+    labels = np.unique(modules)
+    depth = dict.fromkeys(labels.tolist(), 0)
+    for cols in set_columns:
+        for label, count in zip(*np.unique(modules[np.asarray(cols, dtype=np.int64)], return_counts=True), strict=True):
+            depth[label.item()] = max(depth[label.item()], 2 * int(count))
+    orderings = {}
+    for label in labels:
+        pool = np.flatnonzero(modules == label)
+        order = np.argsort(rng.random((n_null, len(pool))), axis=1)[:, : depth[label.item()]]
+        orderings[label] = (pool, order.astype(np.int32))
+    return orderings
+
+
+def _first_outside(pool: np.ndarray, ordering: np.ndarray, eligible: np.ndarray, count: int) -> np.ndarray:
+    """n_null x ``count`` gene indices: per ordering of ``pool``, its first ``count`` ``eligible`` genes.
+
+    A set has ``count`` genes in the module, so its first ``count`` eligible genes lie within the
+    first 2 ``count`` positions. The first ``count`` eligible genes of a uniformly random ordering
+    are a uniform random sample of them without replacement, so one ordering per module serves
+    every set drawing from it (the sets' draws are shared, as :func:`matched_null`'s are).
+    """
+    genes = pool[ordering[:, : 2 * count]]
+    keep = eligible[genes]
+    take = keep & (np.cumsum(keep, axis=1) <= count)
+    return genes[take].reshape(len(genes), count)  # row by row, exactly ``count`` taken in each
 
 
 def null_z_at(
