@@ -167,11 +167,11 @@ def calls_of_impact(
         table = table[_select_sets(table.columns, gene_sets)]
     live = ~pd.Series(result["node_stats"]["dead"]).astype(bool).reindex(table.index, fill_value=True).to_numpy()
     fdr_table = pd.DataFrame(result["fdr"]).astype(float)
-    carried = carrying_modules(result, fdr=fdr).reindex(columns=table.columns) != ""
-    if not modules:
-        carried[:] = False
+    carried = carrying_modules(result, fdr=fdr).reindex(columns=table.columns) != "" if modules else None
     called = called_table(table.loc[live], fdr_table, fdr, also=carried)
-    marks = carried.reindex(index=called.index, columns=called.columns).replace({True: MODULE_MARK, False: ""})
+    marks = pd.DataFrame("", index=called.index, columns=called.columns)
+    if carried is not None:
+        marks = marks.mask(carried.reindex(index=called.index, columns=called.columns), MODULE_MARK)
     if called.empty:
         return called, fdr_table, marks
     ordered = call_order(called, cluster=cluster)

@@ -198,13 +198,13 @@ def module_null(
     genes_by_nodes = np.ascontiguousarray(z.T)
     observed = set_enrichment(z, set_columns)
     model = _empty_model(n_nodes, len(set_columns), n_null)
-    orderings = _module_orderings(modules, set_columns, n_null, rng)
-    for s, cols in enumerate(set_columns):
-        cols = np.asarray(cols, dtype=np.int64)
+    set_columns = [np.asarray(cols, dtype=np.int64) for cols in set_columns]
+    compositions = [np.unique(modules[cols], return_counts=True) for cols in set_columns]  # per set: modules, genes
+    orderings = _module_orderings(modules, compositions, n_null, rng)
+    for s, (cols, (labels, counts)) in enumerate(zip(set_columns, compositions, strict=True)):
         outside = np.ones(n_genes, dtype=bool)
         outside[cols] = False
         sums = np.zeros((n_null, n_nodes))
-        labels, counts = np.unique(modules[cols], return_counts=True)
         for label, count in zip(labels, counts, strict=True):
             pool, ordering = orderings[label]
             if outside[pool].sum() >= count:
@@ -218,23 +218,21 @@ def module_null(
     return model
 
 
-def _module_orderings(
-    modules: np.ndarray, set_columns: list[np.ndarray], n_null: int, rng: np.random.Generator
-) -> dict:
+def _module_orderings(modules: np.ndarray, compositions: list, n_null: int, rng: np.random.Generator) -> dict:
     """Module label -> (its genes, the first positions of ``n_null`` random orderings of them).
 
-    Positions index the module's genes; only the first 2 x (most genes any set has in the module)
-    are kept, all that :func:`_first_outside` reads.
+    ``compositions`` gives, per set, its modules and its genes in each. Positions index the
+    module's genes; only the first 2 x (most genes any set has in the module) are kept, all that
+    :func:`_first_outside` reads.
     """
-    labels = np.unique(modules)
-    depth = dict.fromkeys(labels.tolist(), 0)
-    for cols in set_columns:
-        for label, count in zip(*np.unique(modules[np.asarray(cols, dtype=np.int64)], return_counts=True), strict=True):
-            depth[label.item()] = max(depth[label.item()], 2 * int(count))
+    depth: dict = {}
+    for labels, counts in compositions:
+        for label, count in zip(labels, counts, strict=True):
+            depth[label] = max(depth.get(label, 0), 2 * int(count))
     orderings = {}
-    for label in labels:
+    for label in np.unique(modules):
         pool = np.flatnonzero(modules == label)
-        order = np.argsort(rng.random((n_null, len(pool))), axis=1)[:, : depth[label.item()]]
+        order = np.argsort(rng.random((n_null, len(pool))), axis=1)[:, : depth.get(label, 0)]
         orderings[label] = (pool, order.astype(np.int32))
     return orderings
 
